@@ -1,0 +1,34 @@
+"""The harness: experiments and claims, configs, runs, the store and provenance.
+
+Knows nothing about RL or transformers; domain modules never import it back.
+"""
+
+from alignlab.core.context import RunContext
+from alignlab.core.errors import (
+    AlignlabError,
+    OverrideError,
+    RegistrationError,
+    StoreError,
+    UnknownNameError,
+)
+from alignlab.core.experiment import Claim, Experiment, experiment, get_experiment, registry
+from alignlab.core.records import ClaimResult, RunRecord
+from alignlab.core.verdict import Verdict, judge
+
+__all__ = [
+    "AlignlabError",
+    "Claim",
+    "ClaimResult",
+    "Experiment",
+    "OverrideError",
+    "RegistrationError",
+    "RunContext",
+    "RunRecord",
+    "StoreError",
+    "UnknownNameError",
+    "Verdict",
+    "experiment",
+    "get_experiment",
+    "judge",
+    "registry",
+]
