@@ -11,7 +11,7 @@ from alignlab.core.errors import (
     StoreError,
     UnknownNameError,
 )
-from alignlab.core.experiment import Claim, Experiment, experiment, get_experiment, registry
+from alignlab.core.registry import Claim, Experiment, all_experiments, experiment, get_experiment
 from alignlab.core.records import ClaimResult, RunRecord
 from alignlab.core.verdict import Verdict, judge
 
@@ -30,5 +30,5 @@ __all__ = [
     "experiment",
     "get_experiment",
     "judge",
-    "registry",
+    "all_experiments",
 ]

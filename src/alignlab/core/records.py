@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignlab.core.experiment import Claim
+from alignlab.core.registry import Claim
 from alignlab.core.verdict import Verdict
 
 RUN_STATUSES = ("running", "done", "failed", "interrupted")

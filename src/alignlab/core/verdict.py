@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from alignlab.core.experiment import Claim
+from alignlab.core.registry import Claim
 
 VerdictLabel = Literal["reproduced", "not reproduced", "inconclusive"]
 REPRODUCED: VerdictLabel = "reproduced"

@@ -182,10 +182,16 @@ def load_entry_points() -> None:
         return
     _ENTRY_POINTS_LOADED = True
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        importlib.import_module(ep.value.split(":")[0])
+        module = ep.value.split(":")[0]
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise RegistrationError(
+                f"experiment module {module!r} (entry point {ep.name!r}) failed to import: {exc}"
+            ) from exc
 
 
-def registry() -> dict[str, Experiment]:
+def all_experiments() -> dict[str, Experiment]:
     """All registered experiments by name (built-in ones and entry points included)."""
     load_entry_points()
     return dict(sorted(_REGISTRY.items()))
@@ -194,7 +200,7 @@ def registry() -> dict[str, Experiment]:
 def suites() -> dict[str, list[str]]:
     """Suite name -> the experiments in it."""
     out: dict[str, list[str]] = {}
-    for exp in registry().values():
+    for exp in all_experiments().values():
         for s in exp.suites:
             out.setdefault(s, []).append(exp.name)
     return out
@@ -202,7 +208,7 @@ def suites() -> dict[str, list[str]]:
 
 def get_experiment(name: str) -> Experiment:
     """The experiment called `name`, or an error listing close matches."""
-    reg = registry()
+    reg = all_experiments()
     if name not in reg:
         raise UnknownNameError(
             f"unknown experiment {name!r}.{did_you_mean(name, reg)} "
@@ -217,7 +223,7 @@ def resolve(target: str) -> tuple[list[Experiment], str | None]:
     A suite name selects its experiments with that suite's preset; an experiment name or a
     prefix such as ``shaping`` selects experiments with their dataclass defaults.
     """
-    reg = registry()
+    reg = all_experiments()
     all_suites = suites()
     if target in all_suites:
         return [reg[n] for n in all_suites[target]], target
