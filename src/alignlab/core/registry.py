@@ -13,6 +13,7 @@ import importlib
 import inspect
 import sys
 import typing
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -87,6 +88,7 @@ class Experiment:
 
 _REGISTRY: dict[str, Experiment] = {}
 _ENTRY_POINTS_LOADED = False
+_ENTRY_POINT_ERRORS: list[str] = []
 ENTRY_POINT_GROUP = "alignlab.experiments"
 
 
@@ -185,10 +187,10 @@ def load_entry_points() -> None:
         module = ep.value.split(":")[0]
         try:
             importlib.import_module(module)
-        except ImportError as exc:
-            raise RegistrationError(
-                f"experiment module {module!r} (entry point {ep.name!r}) failed to import: {exc}"
-            ) from exc
+        except Exception as exc:  # one broken plugin must not hide every other experiment
+            message = f"experiment module {module!r} (entry point {ep.name!r}) failed to import: {exc}"
+            _ENTRY_POINT_ERRORS.append(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
 def all_experiments() -> dict[str, Experiment]:
@@ -212,7 +214,7 @@ def get_experiment(name: str) -> Experiment:
     if name not in reg:
         raise UnknownNameError(
             f"unknown experiment {name!r}.{did_you_mean(name, reg)} "
-            f"(`alignlab list` shows all {len(reg)})"
+            f"(`alignlab list` shows all {len(reg)}){_import_errors()}"
         )
     return reg[name]
 
@@ -235,4 +237,9 @@ def resolve(target: str) -> tuple[list[Experiment], str | None]:
     raise UnknownNameError(
         f"unknown experiment or suite {target!r}.{did_you_mean(target, [*reg, *all_suites])} "
         f"Suites: {', '.join(sorted(all_suites)) or 'none'}; `alignlab list` shows experiments."
+        f"{_import_errors()}"
     )
+
+
+def _import_errors() -> str:
+    return "".join(f" Note: {e}." for e in _ENTRY_POINT_ERRORS)

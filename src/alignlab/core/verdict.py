@@ -50,7 +50,10 @@ def t_critical(df: int) -> float:
 def confidence_interval(values: Sequence[float]) -> tuple[float, float, float]:
     """Mean and 95% t-interval of `values` (needs at least two finite values)."""
     n = len(values)
-    mean = math.fsum(values) / n
+    lowest, highest = min(values), max(values)
+    if lowest == highest:  # identical seeds: the exact value, free of rounding in the mean
+        return lowest, lowest, lowest
+    mean = min(max(math.fsum(values) / n, lowest), highest)
     if n < 2:
         return mean, mean, mean
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)

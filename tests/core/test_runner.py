@@ -1,0 +1,161 @@
+"""Running batches: results, claims, failures, overrides, interruption and --resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import alignlab
+from alignlab.core.errors import OverrideError, UnknownNameError
+from alignlab.core.runner import RunInterrupted, run_batch
+from alignlab.core.store import Store
+
+
+def run(target: str, store: Path, **kw):  # noqa: ANN201
+    kw.setdefault("executor", "inprocess")
+    return run_batch(target, store=Store(store), **kw)
+
+
+def verdicts(result) -> list[str]:  # noqa: ANN001
+    return [c.verdict.label for c in result.claims]
+
+
+def test_batch_runs_every_seed_and_judges_claims(store_dir: Path) -> None:
+    result = run("toy.mean", store_dir, seeds=3)
+    assert sorted(r.seed for r in result.runs) == [0, 1, 2]
+    assert {r.status for r in result.runs} == {"done"}
+    assert verdicts(result) == ["reproduced", "not reproduced"]
+    claim = result.claims[0]
+    assert claim.verdict.n == 3 and 0.4 < claim.verdict.mean < 0.6
+    means = {r.seed: r.metrics["mean"] for r in result.runs}
+    assert len(set(means.values())) == 3, "each seed draws differently"
+
+
+def test_same_seed_same_metrics_across_batches_and_executors(store_dir: Path) -> None:
+    a = run("toy.mean", store_dir, seeds=2)
+    b = run("toy.mean", store_dir, seeds=2, executor="local", workers=2)
+    key = lambda res: {r.seed: r.metrics for r in res.runs}  # noqa: E731
+    assert key(a) == key(b)
+
+
+def test_suite_uses_its_preset_and_overrides_apply(store_dir: Path) -> None:
+    result = run("toysuite", store_dir, seeds=2)
+    ns = {r.config["n"] for r in result.runs if r.experiment == "toy.mean"}
+    assert ns == {300}
+    result = run("toy.mean", store_dir, seeds=2, overrides=["cfg.n=50", "scale=2"])
+    assert {(r.config["n"], r.config["scale"]) for r in result.runs} == {(50, 2.0)}
+
+
+def test_bad_override_fails_before_anything_is_stored(store_dir: Path) -> None:
+    with pytest.raises(OverrideError, match="Valid keys"):
+        run("toy.mean", store_dir, overrides=["episodes=3"])
+    assert Store(store_dir).batches() == []
+    with pytest.raises(UnknownNameError):
+        run("toy.nope", store_dir)
+
+
+def test_nan_metric_makes_claims_inconclusive_with_reason(store_dir: Path) -> None:
+    result = run("toy.mean", store_dir, seeds=2, overrides={"mode": "nan"})
+    assert {r.status for r in result.runs} == {"done"}
+    assert all(math.isnan(r.metrics["mean"]) for r in result.runs)
+    assert verdicts(result) == ["inconclusive", "inconclusive"]
+    assert "NaN" in result.claims[0].verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("raise", "RuntimeError: boom from the experiment"),
+        ("missing", "returned no value for claimed metric(s) ['mean']"),
+        ("bad_type", "'mean' = 'high', not a number"),
+    ],
+)
+def test_failing_experiment_is_recorded_not_raised(store_dir: Path, mode: str, message: str) -> None:
+    result = run("toy.mean", store_dir, seeds=2, overrides={"mode": mode})
+    assert {r.status for r in result.runs} == {"failed"}
+    assert all(message in (r.error or "") for r in result.runs)
+    assert verdicts(result) == ["inconclusive", "inconclusive"]
+    assert "did not finish" in result.claims[0].verdict.reason
+    if mode == "raise":
+        assert "Traceback" in (result.runs[0].run_dir / "traceback.txt").read_text()
+
+
+def test_artifacts_and_series_are_stored(store_dir: Path) -> None:
+    result = run("toy.artifacts", store_dir, seeds=1)
+    rec = result.runs[0]
+    names = {p.name for p in rec.artifacts()}
+    assert names == {"curve.png", "summary.json", "arrays.safetensors"}
+    assert [row["step"] for row in rec.timeseries()] == list(range(20))
+    manifest = rec.manifest()
+    assert manifest is not None
+    assert set(manifest["files"]) >= {"artifacts/curve.png", "timeseries.jsonl", "metrics.json"}
+    assert manifest["seed"] == 0 and manifest["code"]["source_hash"]
+    assert manifest["env"]["python"] and manifest["env"]["numpy"]
+    assert json.loads((rec.run_dir / "config.json").read_text()) == {"points": 20}
+    assert (rec.run_dir / "artifacts" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ctrl_c_keeps_finished_runs_and_resume_finishes_the_rest(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALIGNLAB_TOY_INTERRUPT_SEED", "1")
+    with pytest.raises(RunInterrupted, match="--resume"):
+        run("toy.mean", store_dir, seeds=3)
+    status = {r.seed: r.status for r in Store(store_dir).runs()}
+    assert status == {0: "done", 1: "interrupted", 2: "interrupted"}
+    done_id = next(r.run_id for r in Store(store_dir).runs() if r.seed == 0)
+
+    monkeypatch.delenv("ALIGNLAB_TOY_INTERRUPT_SEED")
+    result = run("toy.mean", store_dir, seeds=3, resume=True)
+    assert result.reused == 1
+    assert {r.seed: r.status for r in result.runs} == {0: "done", 1: "done", 2: "done"}
+    assert done_id in {r.run_id for r in result.runs}
+    assert len(Store(store_dir).runs()) == 3, "interrupted runs are re-run in place"
+    assert result.claims[0].verdict.n == 3
+
+
+def test_resume_with_everything_done_runs_nothing(store_dir: Path) -> None:
+    first = run("toy.mean", store_dir, seeds=2)
+    again = run("toy.mean", store_dir, seeds=2, resume=True)
+    assert again.reused == 2
+    assert {r.run_id for r in again.runs} == {r.run_id for r in first.runs}
+
+
+def test_load_runs_dataframe(store_dir: Path) -> None:
+    run("toy.mean", store_dir, seeds=2)
+    df = alignlab.load_runs(store_dir)
+    assert len(df) == 2
+    assert {"run_id", "experiment", "seed", "status", "config", "metric.mean"} <= set(df.columns)
+    assert df["verdicts"].iloc[0] == {"mean > 0.25": "reproduced", "mean < 0.3": "not reproduced"}
+
+
+def test_cuda_request_without_gpu_is_a_clear_error(store_dir: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(alignlab.core.AlignlabError, match="no CUDA"):
+        run("toy.mean", store_dir, device="cuda")
+
+
+def test_ray_executor_gives_the_same_results(store_dir: Path) -> None:
+    ray = pytest.importorskip("ray")
+    local = run("toy.mean", store_dir, seeds=2)
+    try:
+        remote = run("toy.mean", store_dir, seeds=2, executor="ray", workers=2)
+    finally:
+        ray.shutdown()
+    key = lambda res: {r.seed: r.metrics for r in res.runs}  # noqa: E731
+    assert key(local) == key(remote)
+    assert verdicts(local) == verdicts(remote)
+
+
+def test_ray_missing_is_a_clear_error(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(alignlab.core.AlignlabError, match=r"alignlab\[ray\]"):
+        run("toy.mean", store_dir, executor="ray")
