@@ -349,7 +349,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("ALIGNLAB_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
     try:
-        app(args, prog_name="alignlab", standalone_mode=False)
+        code = app(args, prog_name="alignlab", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except AlignlabError as exc:
         if debug:
             raise

@@ -62,7 +62,7 @@ def _overrides_for(exps: Sequence[Experiment], overrides: Mapping[str, Any]) -> 
     for key, value in overrides.items():
         owners = [e for e in exps if key in cfgmod.field_types(e.config_cls)]
         if not owners:
-            valid = sorted({k for e in exps for k in cfgmod.field_types(e.config_cls)})
+            valid = list(dict.fromkeys(k for e in exps for k in cfgmod.field_types(e.config_cls)))
             from alignlab.core.errors import did_you_mean
 
             raise OverrideError(
