@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "core"))
-import toy_experiments  # noqa: E402,F401
+import toy_experiments  # noqa: F401
 
-from alignlab.cli import main  # noqa: E402
-from alignlab.core.store import Store  # noqa: E402
+from alignlab.cli import main
+from alignlab.core.store import Store
 
 DRIVER = Path(__file__).parent / "core" / "cli_driver.py"
 
@@ -132,7 +132,7 @@ def test_ctrl_c_stops_cleanly_and_marks_runs(tmp_path: Path) -> None:
     while time.time() < deadline and not any(r.status == "done" for r in st.runs()):
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     statuses = sorted(r.status for r in st.runs())

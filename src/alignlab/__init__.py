@@ -8,8 +8,8 @@ renders a self-contained HTML report.
 
 __version__ = "0.1.0"
 
-from alignlab.api import claims_index, load_runs, open_store, report, run, verify  # noqa: E402
-from alignlab.core import Claim, RunContext, experiment  # noqa: E402
+from alignlab.api import claims_index, load_runs, open_store, report, run, verify
+from alignlab.core import Claim, RunContext, experiment
 
 __all__ = [
     "Claim",

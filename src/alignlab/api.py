@@ -155,7 +155,9 @@ def report(
     """Write one self-contained HTML report (claims table, metrics, curves, figures, provenance)."""
     st = open_store(store)
     runs, claims = select_for_report(st, run_ids, suite=suite, experiment=experiment, batch=batch)
-    label = title or "alignlab report" + (f": {suite or experiment or batch}" if (suite or experiment or batch) else "")
+    label = title or "alignlab report" + (
+        f": {suite or experiment or batch}" if (suite or experiment or batch) else ""
+    )
     return write_report(Path(output), runs, claims, title=label)
 
 

@@ -281,9 +281,7 @@ def report(
     suite: Annotated[str | None, typer.Option(help="The latest batch of this suite.")] = None,
     experiment: Annotated[str | None, typer.Option(help="Runs of this experiment.")] = None,
     batch: Annotated[str | None, typer.Option(help="Runs of this batch.")] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path(
-        "report.html"
-    ),
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path("report.html"),
     store: StoreOpt = None,
 ) -> None:
     """Write a self-contained HTML report (default: the latest batch in the store)."""
@@ -311,21 +309,25 @@ def claims(
     for col in ("experiment", "claim", "last verdict", "source"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["experiment"], r["claim"], _verdict(r["verdict"]) if r["verdict"] else "—", r["source"])
+        table.add_row(
+            r["experiment"],
+            r["claim"],
+            _verdict(r["verdict"]) if r["verdict"] else "—",
+            r["source"],
+        )
     console.print(table)
 
 
 def claims_markdown(rows: list[dict[str, Any]]) -> str:
     """The claims index as a Markdown table."""
+
     def cell(text: Any) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| experiment | claim | source | last verdict | measured |", "|---|---|---|---|---|"]
     for r in rows:
         m = r["measured"]
-        measured = (
-            f"{_fmt(m['mean'])} [{_fmt(m['lo'])}, {_fmt(m['hi'])}] (n={m['n']})" if m else "—"
-        )
+        measured = f"{_fmt(m['mean'])} [{_fmt(m['lo'])}, {_fmt(m['hi'])}] (n={m['n']})" if m else "—"
         lines.append(
             f"| `{cell(r['experiment'])}` | `{cell(r['claim'])}` | {cell(r['source'])} | "
             f"{cell(r['verdict'] or 'not run')} | {cell(measured)} |"

@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import toy_experiments  # noqa: E402,F401
+import toy_experiments  # noqa: F401
 
-from alignlab.cli import main  # noqa: E402
+from alignlab.cli import main
 
 main()

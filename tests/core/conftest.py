@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import toy_experiments  # noqa: E402,F401  (registers toy.* experiments)
+import toy_experiments  # noqa: F401  (registers toy.* experiments)
 
 
 @pytest.fixture

@@ -115,7 +115,11 @@ def test_python_values_are_type_checked() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("cfg.episodes=500", ("episodes", "500")), ("lr = 0.5", ("lr", "0.5")), ("name=a=b", ("name", "a=b"))],
+    [
+        ("cfg.episodes=500", ("episodes", "500")),
+        ("lr = 0.5", ("lr", "0.5")),
+        ("name=a=b", ("name", "a=b")),
+    ],
 )
 def test_parse_override(text: str, expected: tuple[str, str]) -> None:
     assert parse_override(text) == expected

@@ -32,7 +32,7 @@ def test_toy_experiments_are_registered() -> None:
 
 
 def test_unknown_experiment_suggests_close_names() -> None:
-    with pytest.raises(UnknownNameError, match="Did you mean: toy.mean"):
+    with pytest.raises(UnknownNameError, match=r"Did you mean: toy\.mean"):
         get_experiment("toy.maen")
 
 

@@ -14,12 +14,12 @@ from alignlab.core.runner import RunInterrupted, run_batch
 from alignlab.core.store import Store
 
 
-def run(target: str, store: Path, **kw):  # noqa: ANN201
+def run(target: str, store: Path, **kw):
     kw.setdefault("executor", "inprocess")
     return run_batch(target, store=Store(store), **kw)
 
 
-def verdicts(result) -> list[str]:  # noqa: ANN001
+def verdicts(result) -> list[str]:
     return [c.verdict.label for c in result.claims]
 
 

@@ -28,7 +28,11 @@ def populate(store_dir: Path, seeds: int = 2) -> Store:
 def python_running(code: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     return subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

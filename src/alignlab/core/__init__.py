@@ -11,8 +11,8 @@ from alignlab.core.errors import (
     StoreError,
     UnknownNameError,
 )
-from alignlab.core.registry import Claim, Experiment, all_experiments, experiment, get_experiment
 from alignlab.core.records import ClaimResult, RunRecord
+from alignlab.core.registry import Claim, Experiment, all_experiments, experiment, get_experiment
 from alignlab.core.verdict import Verdict, judge
 
 __all__ = [
@@ -27,8 +27,8 @@ __all__ = [
     "StoreError",
     "UnknownNameError",
     "Verdict",
+    "all_experiments",
     "experiment",
     "get_experiment",
     "judge",
-    "all_experiments",
 ]

@@ -7,6 +7,7 @@ only the driver writes to the store.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import math
@@ -23,8 +24,8 @@ from typing import Any
 from alignlab.core import config as cfgmod
 from alignlab.core.context import RunContext
 from alignlab.core.errors import AlignlabError, RegistrationError
-from alignlab.core.registry import Experiment, all_experiments, get_experiment
 from alignlab.core.manifest import code_version, environment
+from alignlab.core.registry import Experiment, all_experiments, get_experiment
 
 ProgressFn = Callable[[str, float, str], None]
 
@@ -66,10 +67,8 @@ def find_experiment(name: str, module: str, module_file: str | None) -> Experime
     if name in all_experiments():
         return get_experiment(name)
     if module and module != "__main__":
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(module)
-        except ImportError:
-            pass
     if name not in all_experiments() and module_file and Path(module_file).is_file():
         mod_name = f"_alignlab_user_{abs(hash(module_file))}"
         spec = importlib.util.spec_from_file_location(mod_name, module_file)

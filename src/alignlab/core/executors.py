@@ -77,9 +77,7 @@ class LocalExecutor:
         stop = threading.Event()
         drain = None
         if progress is not None:
-            drain = threading.Thread(
-                target=_drain, args=(progress_queue, progress, stop), daemon=True
-            )
+            drain = threading.Thread(target=_drain, args=(progress_queue, progress, stop), daemon=True)
             drain.start()
         pool = ProcessPoolExecutor(
             max_workers=min(self.workers, len(specs)),
@@ -125,9 +123,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise AlignlabError(
-                "--executor ray needs Ray: pip install 'alignlab[ray]'"
-            ) from None
+            raise AlignlabError("--executor ray needs Ray: pip install 'alignlab[ray]'") from None
         self.ray = ray
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.workers = workers

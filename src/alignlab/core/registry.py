@@ -106,11 +106,12 @@ def _config_class(fn: Callable[..., Any], name: str) -> type:
             f"experiment {name!r}: annotate its first parameter with a frozen dataclass config"
         )
     if not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-        raise RegistrationError(
-            f"experiment {name!r}: config {cls.__name__} must be @dataclass(frozen=True)"
-        )
-    missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+        raise RegistrationError(f"experiment {name!r}: config {cls.__name__} must be @dataclass(frozen=True)")
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]  # type: ignore[misc]
     if missing:
         raise RegistrationError(
             f"experiment {name!r}: config {cls.__name__} needs defaults for {', '.join(missing)}"

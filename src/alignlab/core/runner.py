@@ -15,10 +15,10 @@ from alignlab.core import config as cfgmod
 from alignlab.core.errors import AlignlabError, OverrideError
 from alignlab.core.execute import RunOutcome, RunSpec, execute, metrics_equal
 from alignlab.core.executors import Executor, make_executor
-from alignlab.core.registry import Experiment, get_experiment, resolve
 from alignlab.core.fsutil import atomic_write_bytes, atomic_write_json
 from alignlab.core.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, check_files, hash_files
 from alignlab.core.records import ClaimResult, RunRecord
+from alignlab.core.registry import Experiment, get_experiment, resolve
 from alignlab.core.store import RunRow, Store
 from alignlab.core.verdict import judge
 
@@ -177,11 +177,10 @@ def judge_batch(store: Store, batch_id: str, exps: Sequence[Experiment]) -> list
                 from dataclasses import replace
 
                 verdict = replace(
-                    verdict, reason=f"{verdict.reason} ({not_done} of {len(mine)} runs did not finish)"
+                    verdict,
+                    reason=f"{verdict.reason} ({not_done} of {len(mine)} runs did not finish)",
                 )
-            results.append(
-                ClaimResult(batch_id, exp.name, claim, verdict, tuple(r.run_id for r in done))
-            )
+            results.append(ClaimResult(batch_id, exp.name, claim, verdict, tuple(r.run_id for r in done)))
     store.save_claims(batch_id, results)
     return results
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.core.errors import StoreError, UnknownNameError
-from alignlab.core.registry import Claim
 from alignlab.core.fsutil import atomic_write_json
 from alignlab.core.records import ClaimResult, RunRecord
+from alignlab.core.registry import Claim
 from alignlab.core.verdict import Verdict
 
 STORE_FORMAT = "alignlab-store"
@@ -354,8 +354,7 @@ class Store:
         con = self._reader()
         try:
             rows = con.execute(
-                "SELECT * FROM runs WHERE experiment=? AND config_hash=? AND seed=? "
-                "ORDER BY started DESC",
+                "SELECT * FROM runs WHERE experiment=? AND config_hash=? AND seed=? ORDER BY started DESC",
                 (experiment, config_hash, seed),
             ).fetchall()
         finally:
@@ -408,7 +407,12 @@ class Store:
                 continue
             c = json.loads(r["claim"])
             verdict = Verdict(
-                r["verdict"], _nan(r["mean"]), _nan(r["lo"]), _nan(r["hi"]), r["n"] or 0, r["reason"] or ""
+                r["verdict"],
+                _nan(r["mean"]),
+                _nan(r["lo"]),
+                _nan(r["hi"]),
+                r["n"] or 0,
+                r["reason"] or "",
             )
             out.append(ClaimResult(r["batch_id"], r["experiment"], Claim(**c), verdict))
         return out
@@ -440,7 +444,8 @@ class Store:
                          r["started"], r.get("ended"), r.get("pid"), r.get("host")),
                     )  # fmt: skip
                     con.execute(
-                        "INSERT OR IGNORE INTO batch_runs VALUES (?, ?)", (r["batch_id"], r["run_id"])
+                        "INSERT OR IGNORE INTO batch_runs VALUES (?, ?)",
+                        (r["batch_id"], r["run_id"]),
                     )
                     con.execute(
                         "INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?)",
