@@ -66,6 +66,7 @@ def test_corrupt_or_foreign_marker(store_dir: Path, content: str) -> None:
 def test_corrupt_index_is_reported_and_reindex_recovers_every_run(store_dir: Path) -> None:
     st = populate(store_dir, seeds=3)
     before = {r.run_id: r.metrics for r in st.runs()}
+    claims_before = [(c.claim, c.verdict.label) for c in st.claims_all()]
     for suffix in ("", "-wal", "-shm"):
         Path(str(st.index_path) + suffix).unlink(missing_ok=True)
     st.index_path.write_bytes(b"this is not a database" * 100)
@@ -76,6 +77,7 @@ def test_corrupt_index_is_reported_and_reindex_recovers_every_run(store_dir: Pat
     assert st.reindex() == 3
     after = {r.run_id: r.metrics for r in Store(store_dir).runs()}
     assert after == before
+    assert [(c.claim, c.verdict.label) for c in Store(store_dir).claims_all()] == claims_before
     assert list(store_dir.glob("index.db.broken-*")), "the broken index is kept, not deleted"
 
 

@@ -6,6 +6,7 @@ Layout::
     <root>/index.db              SQLite index (rebuildable from the run folders: `alignlab reindex`)
     <root>/runs/<run_id>/run.json       the run's record (source of truth for the index)
                  config.json, metrics.json, manifest.json, timeseries.jsonl, artifacts/...
+    <root>/batches/<batch>.json         a batch's spec and judged claims
     <root>/reports/<batch>.html
 
 Every file is written atomically (temp file + rename). Several processes may write one store
@@ -177,12 +178,19 @@ class Store:
         return self.runs_dir / run_id
 
     # -- writing ---------------------------------------------------------------
+    def batch_file(self, batch_id: str) -> Path:
+        """The JSON file holding a batch's spec and judged claims (so reindex loses nothing)."""
+        return self.root / "batches" / f"{batch_id}.json"
+
     def new_batch(self, batch_id: str, target: str, spec: dict[str, Any]) -> None:
         """Record one `alignlab run` invocation (its runs are judged together)."""
+        created = now_iso()
+        record = {"batch_id": batch_id, "target": target, "created": created, "spec": spec, "claims": []}
+        atomic_write_json(self.batch_file(batch_id), record)
         with self.connect() as con:
             con.execute(
                 "INSERT INTO batches VALUES (?, ?, ?, ?)",
-                (batch_id, target, now_iso(), json.dumps(spec, default=str)),
+                (batch_id, target, created, json.dumps(spec, default=str)),
             )
 
     def begin_runs(self, rows: Sequence[RunRow]) -> None:
@@ -239,6 +247,17 @@ class Store:
     def save_claims(self, batch_id: str, results: Sequence[ClaimResult]) -> None:
         """Store judged claims for a batch (replacing earlier ones for the same claims)."""
         created = now_iso()
+        path = self.batch_file(batch_id)
+        if path.exists():
+            record = json.loads(path.read_text(encoding="utf-8"))
+            record["claims"] = [
+                {"experiment": r.experiment, "claim": _claim_json(r.claim), "verdict": r.verdict.label,
+                 "mean": _finite_or_none(r.verdict.mean), "lo": _finite_or_none(r.verdict.lo),
+                 "hi": _finite_or_none(r.verdict.hi), "n": r.verdict.n, "reason": r.verdict.reason,
+                 "created": created}
+                for r in results
+            ]  # fmt: skip
+            atomic_write_json(path, record)
         with self.connect() as con:
             con.executemany(
                 "INSERT OR REPLACE INTO claims VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -454,6 +473,21 @@ class Store:
                     count += 1
                 except (json.JSONDecodeError, KeyError, ValueError, TypeError):
                     continue  # a folder without a readable record cannot be indexed
+            for batch_json in sorted((self.root / "batches").glob("*.json")):
+                try:
+                    b = json.loads(batch_json.read_text(encoding="utf-8"))
+                    con.execute(
+                        "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)",
+                        (b["batch_id"], b["target"], b["created"], json.dumps(b.get("spec"))),
+                    )
+                    for idx, c in enumerate(b.get("claims", [])):
+                        con.execute(
+                            "INSERT OR REPLACE INTO claims VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            (b["batch_id"], c["experiment"], idx, json.dumps(c["claim"]), c["verdict"],
+                             c["mean"], c["lo"], c["hi"], c["n"], c["reason"], c["created"]),
+                        )  # fmt: skip
+                except (json.JSONDecodeError, KeyError, ValueError, TypeError):
+                    continue
         return count
 
 
