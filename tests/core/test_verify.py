@@ -46,6 +46,15 @@ def test_tampering_is_detected(artifacts_store: Store, action: str, message: str
     assert any(p.startswith(message) for p in result.problems)
 
 
+def test_corrupt_manifest_is_a_problem_not_a_crash(artifacts_store: Store) -> None:
+    rec = artifacts_store.runs()[0]
+    (rec.run_dir / "manifest.json").write_text("{truncated")
+    results = {v.run_id: v for v in alignlab.verify(store=artifacts_store)}
+    assert not results[rec.run_id].ok
+    assert "manifest.json is corrupt" in results[rec.run_id].problems[0]
+    assert sum(v.ok for v in results.values()) == 1
+
+
 def test_changed_result_is_a_mismatch_naming_the_metric(
     store_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alignlab.core.errors import StoreError
 from alignlab.core.registry import Claim
 from alignlab.core.verdict import Verdict
 
@@ -55,7 +56,13 @@ class RunRecord:
         path = self.run_dir / "manifest.json"
         if not path.exists():
             return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{path} is corrupt ({exc})") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"{path} is corrupt (not a JSON object)")
+        return data
 
 
 @dataclass(frozen=True)

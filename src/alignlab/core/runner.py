@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.core import config as cfgmod
-from alignlab.core.errors import AlignlabError, OverrideError
+from alignlab.core.errors import AlignlabError, OverrideError, StoreError
 from alignlab.core.execute import RunOutcome, RunSpec, execute, metrics_equal
 from alignlab.core.executors import Executor, make_executor
 from alignlab.core.fsutil import atomic_write_bytes, atomic_write_json
@@ -288,7 +288,10 @@ class VerifyResult:
 
 def verify_run(store: Store, record: RunRecord, rerun: bool = True) -> VerifyResult:
     """Check a run's files against its manifest and re-execute it to compare metrics."""
-    manifest = record.manifest()
+    try:
+        manifest = record.manifest()
+    except StoreError as exc:
+        return VerifyResult(record.run_id, record.experiment, record.seed, False, [str(exc)], "skipped", [])
     if manifest is None:
         return VerifyResult(
             record.run_id, record.experiment, record.seed, False,
