@@ -1,0 +1,272 @@
+"""The self-contained HTML report: a claims table, then per experiment metrics, curves, figures and
+provenance.
+
+The page loads nothing from outside (no CDN, font, image or script URL), so it opens offline and
+can be mailed or archived as one file. A Content-Security-Policy allows only the page's own inline
+stylesheet and script (by hash) and data: images, so even a string that escaped escaping could
+not run. Every user-derived string goes through :func:`alignlab.report._format.esc`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from alignlab import __version__
+from alignlab.core.records import ClaimResult, RunRecord
+from alignlab.report._assets import CSS, JS
+from alignlab.report._experiment import ImageBudget, experiment_section, status_badges
+from alignlab.report._format import (
+    OP_SYMBOLS,
+    badge,
+    breakable,
+    esc,
+    fmt_num,
+    slug,
+    verdict_class,
+)
+
+VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
+_CSP = (
+    f"default-src 'none'; img-src data:; style-src {_csp_hash(CSS)}; script-src {_csp_hash(JS)}; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def _anchors(names: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        base = f"exp-{slug(name)}"
+        anchor, k = base, 2
+        while anchor in used:
+            anchor, k = f"{base}-{k}", k + 1
+        used.add(anchor)
+        out[name] = anchor
+    return out
+
+
+def _verdict_counts(claims: Sequence[ClaimResult]) -> dict[str, int]:
+    counts = dict.fromkeys(VERDICTS, 0)
+    for c in claims:
+        counts[c.verdict.label] = counts.get(c.verdict.label, 0) + 1
+    return counts
+
+
+def _verdict_bar(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    if not total:
+        return ""
+    x, rects = 0.0, []
+    for label, n in counts.items():
+        if n:
+            cls = f"bar-{slug(label)}" if label in VERDICTS else "bar-other"
+            rects.append(f'<rect class="{cls}" x="{x:.3f}" y="0" width="{100 * n / total:.3f}" height="1"/>')
+            x += 100 * n / total
+    return (
+        '<svg class="verdict-bar" viewBox="0 0 100 1" preserveAspectRatio="none" role="img" '
+        f'aria-label="share of claims by verdict">{"".join(rects)}</svg>'
+    )
+
+
+def _header(
+    title: str, generated: str, runs: Sequence[RunRecord], claims: Sequence[ClaimResult], names: Sequence[str]
+) -> str:
+    batches = {r.batch_id for r in runs} | {c.batch_id for c in claims}
+    facts = [
+        f"Generated {generated}",
+        f"alignlab {__version__}",
+        _plural(len(runs), "run"),
+        _plural(len(names), "experiment"),
+        _plural(len(batches), "batch", "batches"),
+    ]
+    counts = _verdict_counts(claims)
+    verdicts = " ".join(
+        badge(f"{n} {label}", verdict_class(label) + ("" if n else " zero")) for label, n in counts.items()
+    )
+    summary = (
+        f'<div class="summary"><span class="label">{esc(_plural(len(claims), "claim"))}:</span> {verdicts}'
+        + (f'<span class="sep"></span><span class="label">runs:</span> {status_badges(runs)}' if runs else "")
+        + "</div>"
+    )
+    return (
+        f'<header class="page"><h1>{esc(title)}</h1><p class="meta">{esc(" · ".join(facts))}</p>'
+        f"{summary}{_verdict_bar(counts)}</header>"
+    )
+
+
+def _toc(
+    names: Sequence[str],
+    anchors: dict[str, str],
+    runs_by: dict[str, list[RunRecord]],
+    claims_by: dict[str, list[ClaimResult]],
+) -> str:
+    if not names:
+        return ""
+    items = []
+    for name in names:
+        counts = _verdict_counts(claims_by.get(name, []))
+        marks = " ".join(
+            badge(str(n), verdict_class(label), title=f"{n} {label}") for label, n in counts.items() if n
+        )
+        failed = sum(1 for r in runs_by.get(name, []) if r.status != "done")
+        if failed:
+            marks += " " + badge(f"{failed} not done", "status-failed")
+        n_runs = len(runs_by.get(name, []))
+        items.append(
+            f'<li><a href="#{esc(anchors[name])}">{esc(name)}</a> <span class="muted">'
+            f'{esc(_plural(n_runs, "run"))}</span><span class="counts">{marks}</span></li>'
+        )
+    return f'<nav class="toc"><h2>Experiments</h2><ul>{"".join(items)}</ul></nav>'
+
+
+def _expected(claim: Any) -> str:
+    symbol = OP_SYMBOLS.get(claim.op, claim.op)
+    band = f" ± {claim.tol:g}" if claim.op == "==" and claim.tol else ""
+    return f"{symbol} {claim.value:g}{band}"
+
+
+def _sort_key(x: float) -> str:
+    if math.isfinite(x):
+        return repr(float(x))
+    return "1e308" if x == math.inf else "-1e308"  # NaN sorts with -inf, below every number
+
+
+def _claims_table(claims: Sequence[ClaimResult], anchors: dict[str, str]) -> str:
+    if not claims:
+        return '<section id="claims-section"><h2>Claims</h2><p class="empty">No claims were judged in this report.</p></section>'  # noqa: E501
+    multi_batch = len({c.batch_id for c in claims}) > 1
+    counts = _verdict_counts(claims)
+    buttons = " ".join(
+        f'<button type="button" class="badge {verdict_class(label)}" data-verdict="{esc(slug(label))}" '
+        f'aria-pressed="true">{esc(label)} ({n})</button>'
+        for label, n in counts.items()
+        if label in VERDICTS and n
+    )
+    cols = ["experiment", "claim", "verdict", "measured mean [95% CI]", "n", "expected", "source", "reason"]
+    if multi_batch:
+        cols.insert(1, "batch")
+    head = "".join(f'<th class="num">{c}</th>' if c == "n" else f"<th>{esc(c)}</th>" for c in cols)
+    rows = []
+    for c in claims:
+        v, claim = c.verdict, c.claim
+        link = (
+            f'<a href="#{esc(anchors[c.experiment])}">{breakable(c.experiment)}</a>'
+            if c.experiment in anchors
+            else breakable(c.experiment)
+        )
+        note = f'<div class="note">{esc(claim.note)}</div>' if claim.note else ""
+        measured = "—" if v.n == 0 else f"{fmt_num(v.mean)} [{fmt_num(v.lo)}, {fmt_num(v.hi)}]"
+        cells = [f"<td>{link}</td>"]
+        if multi_batch:
+            cells.append(f'<td class="mono">{esc(c.batch_id)}</td>')
+        cells += [
+            f'<td class="formula"><code>{breakable(claim.describe())}</code>{note}</td>',
+            f'<td data-sort="{VERDICTS.index(v.label) if v.label in VERDICTS else 9}">'
+            f"{badge(v.label, verdict_class(v.label))}</td>",
+            f'<td class="num measured" data-sort="{esc(_sort_key(v.mean))}">{esc(measured)}</td>',
+            f'<td class="num" data-sort="{v.n}">{v.n}</td>',
+            f'<td class="num">{esc(_expected(claim))}</td>',
+            f'<td class="source">{esc(claim.source)}</td>',
+            f'<td class="reason">{esc(v.reason)}</td>',
+        ]
+        rows.append(f'<tr data-verdict="{esc(slug(v.label))}">{"".join(cells)}</tr>')
+    filters = (
+        f'<div class="filters"><span class="muted">Show:</span> {buttons}'
+        f'<span class="shown" aria-live="polite"></span></div>'
+    )
+    return (
+        f'<section id="claims-section"><h2>Claims</h2>{filters}<div class="scroll">'
+        f'<table id="claims" class="claims"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        '<p class="note">Each claim is judged on the 95% t-interval of its metric\'s mean over the finished '
+        "seeds: reproduced when the whole interval satisfies the claim, not reproduced when none of it "
+        "does, inconclusive otherwise (or with fewer than two seeds, or NaN values).</p></section>"
+    )
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="generator" content="alignlab {esc(__version__)}">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>\n"
+        f"<body><main>{body}</main><script>{JS}</script></body></html>\n"
+    )
+
+
+def render_report(
+    runs: Sequence[RunRecord],
+    claims: Sequence[ClaimResult],
+    *,
+    title: str = "alignlab report",
+    generated: str | None = None,
+) -> str:
+    """One self-contained HTML page (no external scripts, fonts, images or CDNs; opens offline)."""
+    generated = generated or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    ordered = sorted(runs, key=lambda r: (r.experiment, r.batch_id, r.seed, r.run_id))
+    runs_by: dict[str, list[RunRecord]] = {}
+    for r in ordered:
+        runs_by.setdefault(r.experiment, []).append(r)
+    claims_by: dict[str, list[ClaimResult]] = {}
+    for c in claims:
+        claims_by.setdefault(c.experiment, []).append(c)
+    names = sorted(set(runs_by) | set(claims_by))
+    anchors = _anchors(names)
+    budget = ImageBudget()
+    parts = [
+        _header(title, generated, ordered, claims, names),
+        _claims_table(claims, anchors),
+        _toc(names, anchors, runs_by, claims_by),
+    ]
+    if not names:
+        parts.append(
+            '<p class="empty">No runs in this report. Run an experiment first: '
+            "<code>alignlab run NAME --seeds 3</code>.</p>"
+        )
+    parts += [
+        experiment_section(n, anchors[n], runs_by.get(n, []), claims_by.get(n, []), budget) for n in names
+    ]
+    parts.append(
+        f"<footer>alignlab {esc(__version__)} · generated {esc(generated)} · a self-contained page: "
+        "it loads nothing from the network and works offline.</footer>"
+    )
+    return _page(title, "".join(parts))
+
+
+def write_report(path: Path, runs: Sequence[RunRecord], claims: Sequence[ClaimResult], **kw: Any) -> Path:
+    """Render the report and write it atomically (temp file + rename), so no reader sees half a page."""
+    path = Path(path)
+    text = render_report(runs, claims, **kw)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
