@@ -48,7 +48,10 @@ def _verdict(label: str) -> str:
 def claims_table(claims: list[Any], title: str = "Claims") -> Table:
     """A Rich table of judged claims."""
     table = Table(title=title, show_lines=False)
-    for col in ("experiment", "claim", "verdict", "measured (95% CI)", "n", "source"):
+    table.add_column("experiment", no_wrap=True)
+    table.add_column("claim", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    for col in ("measured (95% CI)", "n", "source"):
         table.add_column(col, overflow="fold")
     for c in claims:
         v = c.verdict
@@ -201,13 +204,24 @@ def runs(
         ]))  # fmt: skip
         return
     table = Table(title=f"runs in {st.root}" + (f" (newest {limit})" if limit else ""))
-    for col in ("run id", "experiment", "seed", "status", "started", "metrics"):
-        table.add_column(col, overflow="fold")
+    table.add_column("run id", no_wrap=True)
+    for col in ("seed", "status", "started (UTC)"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("metrics (claimed first)", overflow="fold")
+    claimed = _claimed_metrics()
     for r in records:
-        metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in list(r.metrics.items())[:4])
+        keys = sorted(r.metrics, key=lambda k: (k not in claimed.get(r.experiment, ()), k))
+        metrics = ", ".join(f"{k}={_fmt(r.metrics[k])}" for k in keys[:3])
         style = STATUS_STYLE.get(r.status, "white")
-        table.add_row(r.run_id, r.experiment, str(r.seed), f"[{style}]{r.status}[/]", r.started, metrics)
+        started = r.started.replace("T", " ").rstrip("Z")[5:16]
+        table.add_row(r.run_id, str(r.seed), f"[{style}]{r.status}[/]", started, metrics)
     console.print(table)
+
+
+def _claimed_metrics() -> dict[str, tuple[str, ...]]:
+    from alignlab.core.registry import all_experiments
+
+    return {e.name: tuple(c.metric for c in e.claims) for e in all_experiments().values()}
 
 
 @app.command()
