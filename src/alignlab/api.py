@@ -175,7 +175,10 @@ def claims_index(store: Store | Path | str | None = None) -> list[dict[str, Any]
     last: dict[tuple[str, str], ClaimResult] = {}
     try:
         st = open_store(store)
-        for c in st.claims():
+        plain = {b["batch_id"] for b in st.batches() if not _has_overrides(b.get("spec"))}
+        # oldest first, so the newest batch wins; batches with --set overrides only as a fallback
+        ordered = sorted(st.claims_all(), key=lambda c: (c.batch_id in plain, c.batch_id))
+        for c in ordered:
             last[(c.experiment, c.claim.describe())] = c
     except AlignlabError:
         pass
@@ -192,6 +195,13 @@ def claims_index(store: Store | Path | str | None = None) -> list[dict[str, Any]
                 "batch": c.batch_id if c else None,
             })  # fmt: skip
     return rows
+
+
+def _has_overrides(spec: str | None) -> bool:
+    try:
+        return bool(json.loads(spec or "{}").get("overrides"))
+    except (json.JSONDecodeError, AttributeError):
+        return False
 
 
 def _json_default(obj: Any) -> Any:

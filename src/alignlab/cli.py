@@ -145,7 +145,9 @@ def run(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Config override key=value (repeatable).")
     ] = None,
-    executor: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
+    executor: Annotated[
+        str, typer.Option(help="local (process pool), ray, or inprocess (sequential, this process).")
+    ] = "local",
     workers: Annotated[int | None, typer.Option(help="Parallel workers (default: one per core).")] = None,
     store: StoreOpt = None,
     resume: Annotated[bool, typer.Option(help="Re-use finished runs; re-run missing/interrupted.")] = False,
@@ -173,6 +175,11 @@ def run(
         f"{counts['failed']} failed{reused}) in {result.store.root}"
     )
     console.print(claims_table(result.claims))
+    for c in result.claims:
+        if c.verdict.label != "reproduced":
+            console.print(
+                f"  {_verdict(c.verdict.label)} {c.experiment}: {c.claim.describe()} — {c.verdict.reason}"
+            )
     tally = {k: sum(c.verdict.label == k for c in result.claims) for k in VERDICT_STYLE}
     console.print(", ".join(f"{v} {_verdict(k)}" for k, v in tally.items()))
     if result.report_path:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from alignlab.core.errors import AlignlabError
 from alignlab.core.execute import ProgressFn, RunOutcome, RunSpec, execute
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "ray", "inprocess")
 
 
 class Executor(Protocol):

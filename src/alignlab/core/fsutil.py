@@ -25,6 +25,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; store files are meant to be shared and read
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

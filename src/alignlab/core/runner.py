@@ -13,12 +13,12 @@ from typing import Any
 
 from alignlab.core import config as cfgmod
 from alignlab.core.errors import AlignlabError, OverrideError, StoreError
-from alignlab.core.execute import RunOutcome, RunSpec, execute, metrics_equal
+from alignlab.core.execute import RunOutcome, RunSpec, execute, find_experiment, metrics_equal
 from alignlab.core.executors import Executor, make_executor
 from alignlab.core.fsutil import atomic_write_bytes, atomic_write_json
 from alignlab.core.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, check_files, hash_files
 from alignlab.core.records import ClaimResult, RunRecord
-from alignlab.core.registry import Experiment, get_experiment, resolve
+from alignlab.core.registry import Experiment, resolve
 from alignlab.core.store import RunRow, Store
 from alignlab.core.verdict import judge
 
@@ -306,7 +306,7 @@ def verify_run(store: Store, record: RunRecord, rerun: bool = True) -> VerifyRes
         )
     note = ""
     try:
-        exp = get_experiment(manifest["experiment"])
+        exp = find_experiment(manifest["experiment"], manifest.get("module", ""), manifest.get("module_file"))
         from alignlab.core.manifest import source_hash
 
         if manifest.get("code", {}).get("source_hash") != source_hash():
@@ -318,7 +318,7 @@ def verify_run(store: Store, record: RunRecord, rerun: bool = True) -> VerifyRes
             device, note = "cpu", (note + "; " if note else "") + "re-ran on cpu"
         spec = RunSpec(
             run_id=record.run_id, batch_id=record.batch_id, experiment=exp.name,
-            module=manifest.get("module", exp.module), module_file=manifest.get("module_file"),
+            module=exp.module, module_file=manifest.get("module_file"),
             config=manifest["config"], config_hash=manifest["config_hash"],
             seed=int(manifest["seed"]), preset=manifest.get("preset"), device=device,
         )  # fmt: skip

@@ -302,6 +302,8 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY r.started DESC, r.run_id"
+        if limit and not status:  # a status filter is applied after liveness checks, in Python
+            sql += f" LIMIT {int(limit)}"
         con = self._reader()
         try:
             rows = con.execute(sql, args).fetchall()
