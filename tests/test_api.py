@@ -35,10 +35,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_report_stays_a_function_after_the_report_package_is_imported(tmp_path: Path) -> None:
+def test_report_stays_a_function_after_the_report_modules_are_imported(tmp_path: Path) -> None:
     result = alignlab.run("toy.artifacts", seeds=2, store=tmp_path / "s", executor="inprocess")
     assert result.report_path is not None and result.report_path.exists()
-    importlib.import_module("alignlab.report.html")
+    importlib.import_module("alignlab.reporting.html")
     assert callable(alignlab.report)
     out = alignlab.report(store=tmp_path / "s", output=tmp_path / "r.html")
     assert "toy.artifacts" in out.read_text()

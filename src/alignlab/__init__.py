@@ -8,12 +8,8 @@ renders a self-contained HTML report.
 
 __version__ = "0.1.0"
 
-import alignlab.report as _report_package  # noqa: F401  (bind the subpackage first: see below)
 from alignlab.api import claims_index, load_runs, open_store, report, run, verify
 from alignlab.core import Claim, RunContext, experiment
-
-# Importing the `alignlab.report` subpackage sets the package attribute `report`; it was imported
-# above, so the `report` function imported from `alignlab.api` afterwards keeps the name.
 
 __all__ = [
     "Claim",

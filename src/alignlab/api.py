@@ -163,7 +163,7 @@ def report(
 
 def write_report(path: Path, runs: Sequence[RunRecord], claims: Sequence[ClaimResult], title: str) -> Path:
     """Render and atomically write the HTML report."""
-    from alignlab.report import write_report as _write
+    from alignlab.reporting import write_report as _write
 
     return _write(Path(path), runs, claims, title=title)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -47,6 +48,8 @@ _WORKER_QUEUE: Any = None
 def _init_worker(progress_queue: Any) -> None:
     global _WORKER_QUEUE
     _WORKER_QUEUE = progress_queue
+    # Ctrl-C reaches the whole process group; the driver alone handles it and stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _queue_progress(run_id: str, frac: float, desc: str) -> None:

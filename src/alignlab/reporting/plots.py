@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.report._format import esc
+from alignlab.reporting._format import esc
 
 MAX_POINTS = 500
 WIDTH, HEIGHT = 400, 232

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.core.records import ClaimResult, RunRecord
-from alignlab.report._format import (
+from alignlab.reporting._format import (
     as_float,
     badge,
     breakable,
@@ -24,8 +24,8 @@ from alignlab.report._format import (
     status_class,
     verdict_class,
 )
-from alignlab.report._provenance import provenance_html
-from alignlab.report.plots import line_chart, series_by_key
+from alignlab.reporting._provenance import provenance_html
+from alignlab.reporting.plots import line_chart, series_by_key
 
 MAX_IMAGE_BYTES = 8 * 2**20
 MAX_TOTAL_IMAGE_BYTES = 48 * 2**20

@@ -7,7 +7,7 @@ from typing import Any
 
 from alignlab.core.errors import StoreError
 from alignlab.core.records import RunRecord
-from alignlab.report._format import badge, esc, status_class
+from alignlab.reporting._format import badge, esc, status_class
 
 _CODE_KEYS = (
     ("alignlab_version", "alignlab version"),

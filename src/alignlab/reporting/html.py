@@ -4,7 +4,7 @@ provenance.
 The page loads nothing from outside (no CDN, font, image or script URL), so it opens offline and
 can be mailed or archived as one file. A Content-Security-Policy allows only the page's own inline
 stylesheet and script (by hash) and data: images, so even a string that escaped escaping could
-not run. Every user-derived string goes through :func:`alignlab.report._format.esc`.
+not run. Every user-derived string goes through :func:`alignlab.reporting._format.esc`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 
 from alignlab import __version__
 from alignlab.core.records import ClaimResult, RunRecord
-from alignlab.report._assets import CSS, JS
-from alignlab.report._experiment import ImageBudget, experiment_section, status_badges
-from alignlab.report._format import (
+from alignlab.reporting._assets import CSS, JS
+from alignlab.reporting._experiment import ImageBudget, experiment_section, status_badges
+from alignlab.reporting._format import (
     OP_SYMBOLS,
     badge,
     breakable,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from alignlab.core import Claim
-from alignlab.report import write_report
+from alignlab.reporting import write_report
 
 from .conftest import EVIL, judged, make_run
 

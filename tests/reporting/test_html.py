@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 import alignlab
 from alignlab.core import Claim
-from alignlab.report import _experiment as experiment_module
-from alignlab.report import render_report, write_report
-from alignlab.report.plots import MAX_POINTS, Series, downsample, line_chart, mean_curve, tick_labels
+from alignlab.reporting import _experiment as experiment_module
+from alignlab.reporting import render_report, write_report
+from alignlab.reporting.plots import MAX_POINTS, Series, downsample, line_chart, mean_curve, tick_labels
 
 from .conftest import EVIL, curve, judged, make_run, png_bytes
 
@@ -337,7 +337,7 @@ def test_write_report_failure_keeps_the_old_file(sample, tmp_path, monkeypatch):
     def boom(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("alignlab.report.html.os.replace", boom)
+    monkeypatch.setattr("alignlab.reporting.html.os.replace", boom)
     with pytest.raises(OSError, match="disk full"):
         write_report(out, *sample)
     assert out.read_text() == "old"
