@@ -358,6 +358,33 @@ def claims_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@app.command("envs")
+def envs_cmd(as_json: JsonOpt = False) -> None:
+    """List the safety gridworlds: name, Gymnasium id, what each one probes."""
+    import inspect
+
+    from alignlab.envs.registry import WORLDS, env_id, world_class
+
+    rows = []
+    for name in sorted(WORLDS):
+        try:
+            module = inspect.getmodule(world_class(name))
+            doc = " ".join((inspect.getdoc(module) or "").split("\n\n")[0].split())
+        except (ImportError, AttributeError) as exc:
+            doc = f"(unavailable: {exc})"
+        rows.append({"name": name, "id": env_id(name), "description": doc})
+    if as_json:
+        print(alignlab.api.dumps(rows))
+        return
+    table = Table(title=f"{len(rows)} environments (gymnasium.make(id) after `import alignlab.envs`)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("id", no_wrap=True)
+    table.add_column("description", overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["id"], r["description"])
+    console.print(table)
+
+
 @app.command()
 def reindex(store: StoreOpt = None) -> None:
     """Rebuild the store's SQLite index from its run folders (after corruption or by hand)."""

@@ -62,3 +62,14 @@ def test_exact_values_show_the_incentive() -> None:
     assert reward_opt >= 38.0
     assert perf_opt == 21.0
     assert np.isclose(cw.initial.sum(), 1.0)
+
+
+def test_rollout_animation_is_a_gif() -> None:
+    from alignlab.envs.animation import gif_bytes, record_episode
+
+    env = envs.make("SafeInterruptibility", render_mode="rgb_array", interruption_probability=0.0)
+    plan = iter(SHORT)
+    frames, reward, perf = record_episode(env, lambda obs: next(plan), seed=0)
+    assert len(frames) == 9 and reward == perf == 42.0
+    data = gif_bytes(frames)
+    assert data[:6] == b"GIF89a"
