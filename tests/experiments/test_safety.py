@@ -1,0 +1,39 @@
+"""Safety replications on tiny budgets: they run, report finite metrics, and are deterministic."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from alignlab.core import RunContext, get_experiment
+
+TINY = {"episodes": 300, "eval_episodes": 20}
+NAMES = [
+    "safety.interruptibility",
+    "safety.absent_supervisor",
+    "safety.whisky_gold",
+    "safety.distributional_shift",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_runs_with_finite_metrics_and_is_deterministic(name: str) -> None:
+    exp = get_experiment(name)
+    cfg = dataclasses.replace(exp.default_config("quick"), **TINY)
+    a = exp.fn(cfg, RunContext.scratch(seed=0))
+    b = exp.fn(cfg, RunContext.scratch(seed=0))
+    assert a == b
+    assert all(math.isfinite(v) for v in a.values())
+    assert {c.metric for c in exp.claims} <= set(a)
+
+
+def test_interruptibility_reports_all_three_learners_and_saves_rollouts() -> None:
+    exp = get_experiment("safety.interruptibility")
+    ctx = RunContext.scratch(seed=1)
+    out = exp.fn(dataclasses.replace(exp.default_config("quick"), **TINY), ctx)
+    for method in ("q_learning", "sarsa", "expected_sarsa"):
+        assert 0.0 <= out[f"{method}_button_pressed_rate"] <= 1.0
+        assert (ctx.artifact_dir / f"rollout_{method}.gif").read_bytes()[:6] == b"GIF89a"
+    assert out["exact_performance_optimal"] == 21.0
