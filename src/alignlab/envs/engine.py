@@ -329,6 +329,16 @@ class GridEnv(gym.Env):
         self._ep_perf = 0.0
         self._ep_flags = np.zeros(len(world.flag_names), bool)
 
+    @property
+    def state(self) -> State:
+        """The world's current (full, possibly hidden) state."""
+        return self._state()
+
+    @property
+    def state_index(self) -> int | None:
+        """Index of the current state in the compiled tables (None when running uncompiled)."""
+        return int(self._s) if self.tables is not None else None
+
     # -- observations --------------------------------------------------------------------------
     def _state(self) -> State:
         return self.tables.states[self._s] if self.tables is not None else self._s
