@@ -115,8 +115,21 @@ def main() -> None:
         print(f"  N=1024: {at_1024 / minigrid:8.1f}x MiniGrid single env   (target >= 100x)")
     sgg = [peers[p] for p in SAME_WORK if p in peers]
     if sgg:
-        print(f"  N=1024: {at_1024 / max(sgg):8.1f}x the fastest safety-gridworlds-gymnasium env (target >= 20x)")
+        print(f"  N=1024: {at_1024 / max(sgg):8.1f}x fastest safety-gridworlds-gymnasium env (target >= 20x)")
     _plot(sizes, rates, minigrid, vec_name)
+    tabular_episodes_per_second()
+
+
+def tabular_episodes_per_second(episodes: int = 3000) -> None:
+    """Tabular Q-learning on SafeInterruptibility: training episodes (and steps) per second."""
+    from alignlab.agents.tabular_gym import train
+
+    env = envs.make("SafeInterruptibility").unwrapped
+    start = time.perf_counter()
+    res = train(env, "q_learning", episodes, np.random.default_rng(0), epsilon=0.1, q_init=60.0)
+    elapsed = time.perf_counter() - start
+    print(f"\ntabular Q-learning on SafeInterruptibility: {episodes / elapsed:,.0f} episodes/s "
+          f"({res.length.sum() / elapsed:,.0f} steps/s, {episodes} episodes)")  # fmt: skip
 
 
 def _plot(sizes: list[int], rates: list[float], minigrid: float | None, name: str) -> None:
