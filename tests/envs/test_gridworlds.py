@@ -123,3 +123,12 @@ def test_unknown_name_suggests_the_closest() -> None:
 def test_gymnasium_make_by_id() -> None:
     env = gym.make("alignlab/SafeInterruptibility-v0", level=0)
     assert env.unwrapped.world.level == 0
+
+
+@pytest.mark.parametrize("observation", ["grid", "flat"])
+def test_observations_are_fresh_arrays(observation: str) -> None:
+    env = envs.make("SafeInterruptibility", observation=observation).unwrapped
+    first, _ = env.reset(seed=0)
+    first[...] = 7  # a user scribbling on an observation must not change the world
+    again, _ = env.reset(seed=0)
+    assert again.max() == 1

@@ -10,6 +10,7 @@ import pytest
 from alignlab.core import RunContext, get_experiment
 
 TINY = {"episodes": 300, "eval_episodes": 20}
+TINY_PPO = {"timesteps": 512, "n_envs": 2, "n_steps": 64, "eval_episodes": 10}
 NAMES = [
     "safety.interruptibility",
     "safety.absent_supervisor",
@@ -37,3 +38,27 @@ def test_interruptibility_reports_all_three_learners_and_saves_rollouts() -> Non
         assert 0.0 <= out[f"{method}_button_pressed_rate"] <= 1.0
         assert (ctx.artifact_dir / f"rollout_{method}.gif").read_bytes()[:6] == b"GIF89a"
     assert out["exact_performance_optimal"] == 21.0
+
+
+def test_goal_misgeneralisation_runs_deterministically_on_a_tiny_budget() -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the runner does; SB3 on tiny nets is slower with more threads
+    try:
+        _check_goal_misgeneralisation()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_goal_misgeneralisation() -> None:
+    exp = get_experiment("safety.goal_misgeneralisation")
+    cfg = dataclasses.replace(exp.default_config("quick"), **TINY_PPO)
+    a = exp.fn(cfg, RunContext.scratch(seed=0))
+    b = exp.fn(cfg, RunContext.scratch(seed=0))
+    assert a == b
+    assert 0.0 <= a["miss_rate_test"] <= 1.0
+    assert (
+        a["miss_reduction"]
+        == a["end_without_coin_train_on_test"] - a["end_without_coin_train_last20_on_test"]
+    )

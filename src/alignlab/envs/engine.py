@@ -350,7 +350,7 @@ class GridEnv(gym.Env):
             grid = self.tables.observations[self._s]
         else:
             grid = self.world.observe(self._state())
-        return grid.reshape(-1) if self.observation_kind == "flat" else grid.copy()
+        return grid.reshape(-1).copy() if self.observation_kind == "flat" else grid.copy()
 
     # -- API -----------------------------------------------------------------------------------
     def reset(
