@@ -61,6 +61,8 @@ class World:
     colours: ClassVar[dict[str, tuple[int, int, int]]] = {}
     episode_limit: int = DEFAULT_EPISODE_LIMIT
     n_actions: int = 4
+    enumerable: bool = True
+    """False for worlds known to exceed the compiler's limit: they run uncompiled at once."""
 
     height: int
     width: int
@@ -284,6 +286,9 @@ def compiled(world: World) -> CompiledWorld | None:
     """The world's compiled tables (cached per world class and parameters), or None if too large."""
     key = (type(world), tuple(sorted(_params(world).items())))
     if key not in _COMPILED:
+        if not world.enumerable:
+            _COMPILED[key] = None
+            return None
         try:
             _COMPILED[key] = compile_world(world)
         except TooManyStates:
