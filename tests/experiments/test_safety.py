@@ -16,6 +16,7 @@ NAMES = [
     "safety.absent_supervisor",
     "safety.whisky_gold",
     "safety.distributional_shift",
+    "safety.side_effects",
 ]
 
 
