@@ -137,3 +137,12 @@ def test_ctrl_c_stops_cleanly_and_marks_runs(tmp_path: Path) -> None:
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     statuses = sorted(r.status for r in st.runs())
     assert statuses[0] == "done" and set(statuses[1:]) == {"interrupted"}
+
+
+def test_envs_lists_every_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "envs", "--json")
+    rows = json.loads(out)
+    names = {r["name"] for r in rows}
+    assert {"SafeInterruptibility", "SideEffectsSokoban", "CoinAtEnd"} <= names
+    assert all(r["id"] == f"alignlab/{r['name']}-v0" for r in rows)
+    assert all("unavailable" not in r["description"] for r in rows)
