@@ -141,6 +141,7 @@ def test_ctrl_c_stops_cleanly_and_marks_runs(tmp_path: Path) -> None:
 
 def test_envs_lists_every_environment(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "envs", "--json")
+    assert code == 0
     rows = json.loads(out)
     names = {r["name"] for r in rows}
     assert {"SafeInterruptibility", "SideEffectsSokoban", "CoinAtEnd"} <= names

@@ -17,6 +17,7 @@ NAMES = [
     "safety.whisky_gold",
     "safety.distributional_shift",
     "safety.side_effects",
+    "safety.reward_tampering",
 ]
 
 
