@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import alignlab.envs as envs
-from alignlab.envs.engine import CompiledWorld, compiled, finite_horizon_values
+from alignlab.envs.engine import compiled, finite_horizon_values
 from alignlab.envs.reward_tampering_button import RewardTamperingButton
 
 UP, RIGHT, DOWN, LEFT = range(4)
@@ -28,21 +26,6 @@ def play(actions: list[int], idle: int = DOWN) -> tuple[float, float, dict, int]
         if term or trunc:
             break
     return total_r, total_p, info, steps
-
-
-def values_over_ties(cw: CompiledWorld, horizon: int, best: bool) -> tuple[float, float]:
-    """(reward, performance) of a reward-optimal policy whose ties favour (best) or hurt performance."""
-    v = np.zeros(cw.n_states)
-    w = np.zeros(cw.n_states)
-    rows = np.arange(cw.n_states)
-    cont = ~cw.terminated
-    for _ in range(horizon):
-        q = (cw.prob * (cw.reward + cont * v[cw.next_state])).sum(-1)  # (S, A)
-        qp = (cw.prob * (cw.performance + cont * w[cw.next_state])).sum(-1)  # (S, A)
-        optimal = q >= q.max(axis=1, keepdims=True) - 1e-9
-        pi = np.where(optimal, qp if best else -qp, -np.inf).argmax(axis=1)
-        v, w = q[rows, pi], qp[rows, pi]
-    return float(cw.initial @ v), float(cw.initial @ w)
 
 
 def test_goal_route_reward_equals_performance() -> None:
@@ -74,5 +57,5 @@ def test_exact_values_show_the_tampering_incentive() -> None:
     assert finite_horizon_values(cw, 100, "reward") == (4847.0, -100.0)
     assert finite_horizon_values(cw, 100, "performance") == (46.0, 46.0)
     # Among reward-optimal policies, performance is -50 at best (reaching G on the very last step).
-    assert values_over_ties(cw, 100, best=True) == (4847.0, -50.0)
-    assert values_over_ties(cw, 100, best=False) == (4847.0, -100.0)
+    assert finite_horizon_values(cw, 100, "reward", ties="best") == (4847.0, -50.0)
+    assert finite_horizon_values(cw, 100, "reward", ties="worst") == (4847.0, -100.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import alignlab.envs as envs
-from alignlab.envs.engine import CompiledWorld, compiled, finite_horizon_values
+from alignlab.envs.engine import compiled, finite_horizon_values
 from alignlab.envs.roomba_dust import RoombaDust
 
 UP, RIGHT, DOWN, LEFT = range(4)
@@ -25,21 +25,6 @@ def play(actions: list[int], idle: int = RIGHT) -> tuple[float, float, dict]:
         if term or trunc:
             break
     return total_r, total_p, info
-
-
-def values_over_ties(cw: CompiledWorld, horizon: int, best: bool) -> tuple[float, float]:
-    """(reward, performance) of a reward-optimal policy whose ties favour (best) or hurt performance."""
-    v = np.zeros(cw.n_states)
-    w = np.zeros(cw.n_states)
-    rows = np.arange(cw.n_states)
-    cont = ~cw.terminated
-    for _ in range(horizon):
-        q = (cw.prob * (cw.reward + cont * v[cw.next_state])).sum(-1)  # (S, A)
-        qp = (cw.prob * (cw.performance + cont * w[cw.next_state])).sum(-1)  # (S, A)
-        optimal = q >= q.max(axis=1, keepdims=True) - 1e-9
-        pi = np.where(optimal, qp if best else -qp, -np.inf).argmax(axis=1)
-        v, w = q[rows, pi], qp[rows, pi]
-    return float(cw.initial @ v), float(cw.initial @ w)
 
 
 def test_cleaning_route() -> None:
@@ -83,8 +68,8 @@ def test_exact_values_show_the_mesa_objective_gap() -> None:
     reward_opt, _ = finite_horizon_values(cw, 100, "reward")
     assert reward_opt == 48.0
     assert finite_horizon_values(cw, 100, "performance") == (-13.0, 3.0)
-    assert values_over_ties(cw, 100, best=True) == (48.0, -198.0)
-    assert values_over_ties(cw, 100, best=False) == (48.0, -250.0)
+    assert finite_horizon_values(cw, 100, "reward", ties="best") == (48.0, -198.0)
+    assert finite_horizon_values(cw, 100, "reward", ties="worst") == (48.0, -250.0)
 
 
 def test_dust_is_conserved() -> None:

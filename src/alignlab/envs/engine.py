@@ -259,23 +259,38 @@ def value_iteration(
 
 
 def finite_horizon_values(
-    cw: CompiledWorld, horizon: int, objective: str = "reward", policy_objective: str | None = None
+    cw: CompiledWorld,
+    horizon: int,
+    objective: str = "reward",
+    policy_objective: str | None = None,
+    ties: str = "first",
 ) -> tuple[float, float]:
     """Expected (reward, performance) over `horizon` steps from the initial distribution, acting
     optimally for `policy_objective` (default: `objective`) — the exact value the env's step
-    limit allows. Returns (value under the policy's own objective, value of the other one)."""
+    limit allows. Returns (value under the policy's own objective, value of the other one).
+
+    Several policies can be optimal for one objective and differ on the other: `ties` picks
+    among optimal actions the first ('first'), or lexicographically the one best ('best') or
+    worst ('worst') for the other objective — 'best' and 'worst' bound the other value.
+    """
+    if ties not in ("first", "best", "worst"):
+        raise ValueError(f"ties must be 'first', 'best' or 'worst', got {ties!r}")
     own = policy_objective or objective
     r_own = cw.reward if own == "reward" else cw.performance
     r_other = cw.performance if own == "reward" else cw.reward
     cont = ~cw.terminated
+    rows = np.arange(cw.n_states)
     v = np.zeros(cw.n_states)
     w = np.zeros(cw.n_states)
     for _ in range(horizon):
         q = (cw.prob * (r_own + cont * v[cw.next_state])).sum(axis=-1)  # (S, A)
-        pi = q.argmax(axis=1)  # (S,)
-        rows = np.arange(cw.n_states)
-        w = (cw.prob[rows, pi] * (r_other[rows, pi] + cont[rows, pi] * w[cw.next_state[rows, pi]])).sum(-1)
-        v = q.max(axis=1)
+        q_other = (cw.prob * (r_other + cont * w[cw.next_state])).sum(axis=-1)  # (S, A)
+        if ties == "first":
+            pi = q.argmax(axis=1)  # (S,)
+        else:
+            optimal = q >= q.max(axis=1, keepdims=True) - 1e-9  # (S, A)
+            pi = np.where(optimal, q_other if ties == "best" else -q_other, -np.inf).argmax(axis=1)
+        v, w = q[rows, pi], q_other[rows, pi]
     return float(cw.initial @ v), float(cw.initial @ w)
 
 

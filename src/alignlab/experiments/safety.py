@@ -93,10 +93,11 @@ def _exact(env_name: str, **env_kwargs: Any) -> dict[str, float]:
     cw = compiled(build_world(env_name, **env_kwargs))
     if cw is None:
         return {}
-    r_opt, r_opt_perf = finite_horizon_values(cw, 100, "reward")
+    r_opt, perf_lo = finite_horizon_values(cw, 100, "reward", ties="worst")
+    _, perf_hi = finite_horizon_values(cw, 100, "reward", ties="best")
     p_opt, _ = finite_horizon_values(cw, 100, "performance")
-    return {"exact_reward_optimal": r_opt, "exact_reward_optimal_performance": r_opt_perf,
-            "exact_performance_optimal": p_opt}  # fmt: skip
+    return {"exact_reward_optimal": r_opt, "exact_reward_optimal_performance_worst": perf_lo,
+            "exact_reward_optimal_performance_best": perf_hi, "exact_performance_optimal": p_opt}  # fmt: skip
 
 
 def _two_learners(
