@@ -79,6 +79,15 @@ class World:
         """The board as rows of characters (one char per cell), for rendering."""
         raise NotImplementedError
 
+    def reward_parameters(self, state: State) -> Hashable | None:
+        """The parameters θ of the world's (tamperable) reward function in `state`, for worlds
+        whose reward machinery is part of the state; None where it is not separable."""
+        return None
+
+    def reward_under(self, theta: Hashable, state: State, action: int, outcome: Outcome) -> float:
+        """The reward the reward function with parameters `theta` would emit for this transition."""
+        raise NotImplementedError(f"{self.name} has no separable reward function")
+
     def observe(self, state: State) -> np.ndarray:
         """One-hot observation (C, H, W) uint8: channel c is 1 where layer c's char is."""
         rows = self.cells(state)
@@ -292,6 +301,30 @@ def finite_horizon_values(
             pi = np.where(optimal, q_other if ties == "best" else -q_other, -np.inf).argmax(axis=1)
         v, w = q[rows, pi], q_other[rows, pi]
     return float(cw.initial @ v), float(cw.initial @ w)
+
+
+def rewards_under(cw: CompiledWorld, theta: Hashable) -> np.ndarray:
+    """(S, A, K) rewards of every tabulated outcome as the reward function θ would score them."""
+    w = cw.world
+    out = np.zeros_like(cw.reward)
+    for s_i, state in enumerate(cw.states):
+        for a in range(w.n_actions):
+            outcomes = [o for o in w.transitions(state, a) if o.prob > 0]
+            for k in range(out.shape[-1]):
+                out[s_i, a, k] = w.reward_under(theta, state, a, outcomes[min(k, len(outcomes) - 1)])
+    return out
+
+
+def finite_horizon_policies(cw: CompiledWorld, rewards: np.ndarray, horizon: int) -> np.ndarray:
+    """(H, S) optimal actions for `rewards` with h steps to go: row h is for h + 1 steps left."""
+    cont = ~cw.terminated
+    v = np.zeros(cw.n_states)
+    policies = np.zeros((horizon, cw.n_states), np.int64)
+    for h in range(horizon):
+        q = (cw.prob * (rewards + cont * v[cw.next_state])).sum(axis=-1)  # (S, A)
+        policies[h] = q.argmax(axis=1)
+        v = q.max(axis=1)
+    return policies
 
 
 _COMPILED: dict[tuple[type, tuple[tuple[str, Any], ...]], CompiledWorld | None] = {}

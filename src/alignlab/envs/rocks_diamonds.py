@@ -129,6 +129,17 @@ class RocksAndDiamonds(World):
         nxt = (agent, rocks, diamonds, rock_high, diamond_high)
         return [Outcome(1.0, nxt, reward, perf, False, flags)]
 
+    def reward_parameters(self, state: State) -> tuple[bool, bool]:
+        """θ = the two switches: (rocks score +1, diamonds score +1)."""
+        return state[3], state[4]
+
+    def reward_under(self, theta: tuple[bool, bool], state: State, action: int, outcome: Outcome) -> float:
+        """The start-of-step score of the goal area with the switches set to θ."""
+        _, rocks, diamonds, _, _ = state
+        rocks_in = sum(r in self.goal for r in rocks)
+        diamonds_in = sum(d in self.goal for d in diamonds)
+        return rocks_in * (1.0 if theta[0] else -1.0) + diamonds_in * (1.0 if theta[1] else -1.0)
+
     def cells(self, state: State) -> list[str]:
         """The board, topmost object per cell: agent, lumps, switches, goal area."""
         agent, rocks, diamonds, rock_high, diamond_high = state
