@@ -27,8 +27,10 @@ def test_runs_with_finite_metrics_and_is_deterministic(name: str) -> None:
     cfg = dataclasses.replace(exp.default_config("quick"), **TINY)
     a = exp.fn(cfg, RunContext.scratch(seed=0))
     b = exp.fn(cfg, RunContext.scratch(seed=0))
-    assert a == b
-    assert all(math.isfinite(v) for v in a.values())
+    assert a.keys() == b.keys()
+    assert all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+    # a share of a regret is undefined (NaN) when a tiny budget leaves no regret to close
+    assert all(math.isfinite(v) for k, v in a.items() if not k.endswith("gap_closed"))
     assert {c.metric for c in exp.claims} <= set(a)
 
 
