@@ -140,3 +140,14 @@ def test_field_docs_come_from_the_source() -> None:
     docs = field_docs(Cfg)
     assert docs["episodes"] == "Training episodes."
     assert docs["limit"] == "Optional cap."
+
+
+@dataclass(frozen=True)
+class Extended(Cfg):
+    beta: float = 1.0
+    """Penalty weight."""
+
+
+def test_field_docs_include_inherited_fields() -> None:
+    docs = field_docs(Extended)
+    assert docs["beta"] == "Penalty weight." and docs["episodes"] == "Training episodes."

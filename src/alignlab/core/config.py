@@ -187,7 +187,16 @@ def overrides_from_strings(items: Iterable[str]) -> dict[str, str]:
 
 @cache
 def field_docs(cls: type) -> dict[str, str]:
-    """Field name -> the one-line docstring written under the field (used as help text)."""
+    """Field name -> the one-line docstring written under the field (used as help text),
+    including fields inherited from dataclass base classes."""
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__[1:]):
+        if dataclasses.is_dataclass(base):
+            docs.update(field_docs(base))
+    return docs | _own_field_docs(cls)
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):

@@ -327,8 +327,7 @@ def goal_misgeneralisation(cfg: MisgeneralisationConfig, ctx: RunContext) -> dic
 @dataclass(frozen=True)
 class SideEffectsConfig(TabularConfig):
     beta: float = 50.0
-    """Relative-reachability penalty weight, on the goal reward's scale (an irreversible change
-    can cost as much as the task is worth)."""
+    """Relative-reachability penalty weight, on the goal reward's scale (the task is worth 50)."""
     gamma_r: float = 0.95
     """Discount of the reachability measure (Krakovna et al. 2019)."""
     sweep: tuple[float, ...] = (1.0, 5.0, 20.0)
