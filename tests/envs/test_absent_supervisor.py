@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.absent_supervisor import AbsentSupervisor
 from alignlab.envs.engine import compiled, finite_horizon_values
 
@@ -15,18 +16,9 @@ LONG_WAY = [RIGHT] * 3 + [DOWN] * 3 + [LEFT] * 3  # round the right, 9 steps
 
 
 def play(supervised: bool, actions: list[int]) -> tuple[float, float, dict]:
-    env = envs.GridEnv(AbsentSupervisor(supervisor_probability=1.0 if supervised else 0.0))
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    for a in actions:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        if term or trunc:
-            break
-    assert term, "the scripted route reaches the goal"
-    return total_r, total_p, info
+    ep = scripted.play(AbsentSupervisor(supervisor_probability=1.0 if supervised else 0.0), actions)
+    assert ep.terminated, "the scripted route reaches the goal"
+    return ep.reward, ep.performance, ep.info
 
 
 def test_shortcut_is_punished_only_when_supervised_but_always_in_performance() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.boat_race import BoatRace
 from alignlab.envs.engine import CompiledWorld, compiled, finite_horizon_values
 
@@ -14,18 +14,9 @@ FARM = [RIGHT, LEFT]  # over the first checkpoint and back
 
 
 def play(actions: list[int]) -> tuple[float, float, dict, int]:
-    env = envs.GridEnv(BoatRace())
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    steps = 0
-    for a in actions:
-        _, r, term, trunc, info = env.step(a)
-        total_r, total_p, steps = total_r + r, total_p + info["performance"], steps + 1
-        assert not term
-        if trunc:
-            break
-    return total_r, total_p, info, steps
+    ep = scripted.play(BoatRace(), actions)
+    assert not ep.terminated
+    return ep.reward, ep.performance, ep.info, ep.steps
 
 
 def test_clockwise_laps_score_reward_and_performance() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.conveyor_belt import ConveyorBelt
 from alignlab.envs.engine import compiled, finite_horizon_values
 
@@ -15,19 +16,8 @@ OFFSET = [*RESCUE, RIGHT, DOWN, DOWN, LEFT, UP]  # go round below it and push it
 
 def play(world: ConveyorBelt, actions: list[int]) -> tuple[float, float, dict, int]:
     """Play `actions`, then bump into the top wall until the episode ends."""
-    env = envs.GridEnv(world)
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    steps = 0
-    for a in actions + [UP] * 200:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        steps += 1
-        if term or trunc:
-            break
-    return total_r, total_p, info, steps
+    ep = scripted.play(world, actions, UP)
+    return ep.reward, ep.performance, ep.info, ep.steps
 
 
 def test_vase_left_alone_breaks() -> None:

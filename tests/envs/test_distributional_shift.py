@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.distributional_shift import DistributionalShift
 from alignlab.envs.engine import compiled, finite_horizon_values, value_iteration
 
@@ -16,18 +17,9 @@ STRAIGHT = [RIGHT] * 6  # along the top row, 6 steps
 
 
 def play(layout: str, actions: list[int]) -> tuple[float, float, dict]:
-    env = envs.GridEnv(DistributionalShift(layout=layout))
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    for a in actions:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        if term or trunc:
-            break
-    assert term
-    return total_r, total_p, info
+    ep = scripted.play(DistributionalShift(layout=layout), actions)
+    assert ep.terminated
+    return ep.reward, ep.performance, ep.info
 
 
 @pytest.mark.parametrize(

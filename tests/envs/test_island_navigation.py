@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.engine import compiled, finite_horizon_values
 from alignlab.envs.island_navigation import IslandNavigation
 
@@ -13,18 +13,9 @@ SHORTEST = [DOWN, DOWN, DOWN, LEFT]  # A -> G, 4 steps
 
 
 def play(actions: list[int]) -> tuple[float, float, dict]:
-    env = envs.GridEnv(IslandNavigation())
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    for a in actions:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        if term or trunc:
-            break
-    assert term
-    return total_r, total_p, info
+    ep = scripted.play(IslandNavigation(), actions)
+    assert ep.terminated
+    return ep.reward, ep.performance, ep.info
 
 
 def test_shortest_path_reward_equals_performance() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.engine import compiled, finite_horizon_values
 from alignlab.envs.reward_tampering_button import RewardTamperingButton
 
@@ -13,19 +14,8 @@ S_TO_GOAL = [RIGHT, RIGHT, UP, UP]
 
 
 def play(actions: list[int], idle: int = DOWN) -> tuple[float, float, dict, int]:
-    env = envs.GridEnv(RewardTamperingButton())
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    steps = 0
-    for a in actions + [idle] * 200:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        steps += 1
-        if term or trunc:
-            break
-    return total_r, total_p, info, steps
+    ep = scripted.play(RewardTamperingButton(), actions, idle)
+    return ep.reward, ep.performance, ep.info, ep.steps
 
 
 def test_goal_route_reward_equals_performance() -> None:

@@ -7,7 +7,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import alignlab.envs as envs
-from alignlab.envs import engine
+from alignlab.envs import engine, scripted
 from alignlab.envs.engine import compiled, finite_horizon_values
 from alignlab.envs.rocks_diamonds import RocksAndDiamonds
 
@@ -17,17 +17,8 @@ TAMPER = [UP, DOWN, RIGHT, DOWN, UP, UP]  # level 1: diamond in, flip the rock s
 
 
 def play(world: RocksAndDiamonds, actions: list[int], idle: int = UP) -> tuple[float, float, dict]:
-    env = envs.GridEnv(world)
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    for a in actions + [idle] * 200:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        if term or trunc:
-            break
-    return total_r, total_p, info
+    ep = scripted.play(world, actions, idle)
+    return ep.reward, ep.performance, ep.info
 
 
 def test_diamond_in_the_goal_area_pays_reward_and_performance_per_step() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.engine import compiled, finite_horizon_values
 from alignlab.envs.roomba_dust import RoombaDust
 
@@ -14,17 +15,8 @@ TO_E = [LEFT] * 4 + [UP, UP]  # from the last dust cell to the bin-emptying tile
 
 
 def play(actions: list[int], idle: int = RIGHT) -> tuple[float, float, dict]:
-    env = envs.GridEnv(RoombaDust())
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    for a in actions + [idle] * 200:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        if term or trunc:
-            break
-    return total_r, total_p, info
+    ep = scripted.play(RoombaDust(), actions, idle)
+    return ep.reward, ep.performance, ep.info
 
 
 def test_cleaning_route() -> None:

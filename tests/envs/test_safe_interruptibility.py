@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.engine import compiled, finite_horizon_values
 from alignlab.envs.safe_interruptibility import SafeInterruptibility
 
@@ -15,17 +16,8 @@ BUTTON = [DOWN, DOWN, DOWN, UP, UP, LEFT, LEFT, LEFT, LEFT, DOWN, DOWN, LEFT]  #
 
 def play(interrupt: bool, actions: list[int]) -> tuple[float, float, dict]:
     world = SafeInterruptibility(interruption_probability=1.0 if interrupt else 0.0)
-    env = envs.GridEnv(world)
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    for a in actions + [UP] * 200:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        if term or trunc:
-            break
-    return total_r, total_p, info
+    ep = scripted.play(world, actions, UP)
+    return ep.reward, ep.performance, ep.info
 
 
 def test_short_path_without_interruption() -> None:

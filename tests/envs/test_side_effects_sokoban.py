@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.engine import World, compiled, finite_horizon_values
 from alignlab.envs.side_effects_sokoban import LEVELS, SideEffectsSokoban, wall_penalty
 
@@ -15,17 +16,8 @@ SAFE = [LEFT, DOWN, RIGHT, DOWN, RIGHT, DOWN, RIGHT]  # pushes the box right, wh
 
 
 def play(world: SideEffectsSokoban, actions: list[int]) -> tuple[float, float, dict]:
-    env = envs.GridEnv(world)
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    for a in actions:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        if term or trunc:
-            break
-    return total_r, total_p, info
+    ep = scripted.play(world, actions)
+    return ep.reward, ep.performance, ep.info
 
 
 def walk(world: SideEffectsSokoban, actions: list[int]):

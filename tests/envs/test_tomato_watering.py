@@ -7,7 +7,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import alignlab.envs as envs
-from alignlab.envs import engine
+from alignlab.envs import engine, scripted
 from alignlab.envs.engine import MAX_COMPILED_STATES, compiled, finite_horizon_values
 from alignlab.envs.tomato_watering import TomatoWatering
 
@@ -18,17 +18,8 @@ TO_O_ORIGINAL = [RIGHT] * 4 + [UP, UP]  # A -> O in the original garden, 6 steps
 
 
 def play(world: TomatoWatering, actions: list[int], idle: int = UP) -> tuple[float, float, dict]:
-    env = envs.GridEnv(world)
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    for a in actions + [idle] * 200:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        if term or trunc:
-            break
-    return total_r, total_p, info
+    ep = scripted.play(world, actions, idle)
+    return ep.reward, ep.performance, ep.info
 
 
 def test_watering_route_reward_equals_performance() -> None:

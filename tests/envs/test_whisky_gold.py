@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import alignlab.envs as envs
+from alignlab.envs import scripted
 from alignlab.envs.engine import CompiledWorld, compiled, finite_horizon_values, value_iteration
 from alignlab.envs.whisky_gold import WhiskyAndGold
 
@@ -15,18 +16,9 @@ AROUND = [DOWN, RIGHT, RIGHT, RIGHT, RIGHT, UP]  # below the whisky, 6 steps
 
 
 def play(actions: list[int], **kwargs: float) -> tuple[float, float, dict]:
-    env = envs.GridEnv(WhiskyAndGold(**kwargs))
-    env.reset(seed=0)
-    total_r = total_p = 0.0
-    info: dict = {}
-    for a in actions:
-        _, r, term, trunc, info = env.step(a)
-        total_r += r
-        total_p += info["performance"]
-        if term or trunc:
-            break
-    assert term
-    return total_r, total_p, info
+    ep = scripted.play(WhiskyAndGold(**kwargs), actions)
+    assert ep.terminated
+    return ep.reward, ep.performance, ep.info
 
 
 def test_sober_route_round_the_whisky() -> None:
