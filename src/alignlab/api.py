@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,6 @@ def run(
     if report:
         path = result.store.root / "reports" / f"{result.batch_id}.html"
         write_report(path, result.runs, result.claims, title=f"alignlab run {name_or_suite}")
-        from dataclasses import replace
-
         result = replace(result, report_path=path)
     return result
 

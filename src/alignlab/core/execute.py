@@ -152,7 +152,7 @@ def execute(spec: RunSpec, progress: ProgressFn | None = None) -> RunOutcome:
     return RunOutcome(
         run_id=spec.run_id,
         status=status,
-        metrics={k: v for k, v in metrics.items()},
+        metrics=dict(metrics),
         error=error,
         files=files,
         started=started,

@@ -7,16 +7,16 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from alignlab.core import config as cfgmod
-from alignlab.core.errors import AlignlabError, OverrideError, StoreError
+from alignlab.core.errors import AlignlabError, OverrideError, StoreError, did_you_mean
 from alignlab.core.execute import RunOutcome, RunSpec, execute, find_experiment, metrics_equal
 from alignlab.core.executors import Executor, make_executor
 from alignlab.core.fsutil import atomic_write_bytes, atomic_write_json
-from alignlab.core.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, check_files, hash_files
+from alignlab.core.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, check_files, hash_files, source_hash
 from alignlab.core.records import ClaimResult, RunRecord
 from alignlab.core.registry import Experiment, resolve
 from alignlab.core.store import RunRow, Store
@@ -63,8 +63,6 @@ def _overrides_for(exps: Sequence[Experiment], overrides: Mapping[str, Any]) -> 
         owners = [e for e in exps if key in cfgmod.field_types(e.config_cls)]
         if not owners:
             valid = list(dict.fromkeys(k for e in exps for k in cfgmod.field_types(e.config_cls)))
-            from alignlab.core.errors import did_you_mean
-
             raise OverrideError(
                 f"unknown config key {key!r}.{did_you_mean(key, valid)} Valid keys: {', '.join(valid)}"
             )
@@ -174,8 +172,6 @@ def judge_batch(store: Store, batch_id: str, exps: Sequence[Experiment]) -> list
         for claim in exp.claims:
             verdict = judge(claim, [r.metrics.get(claim.metric, math.nan) for r in done])
             if not_done:
-                from dataclasses import replace
-
                 verdict = replace(
                     verdict,
                     reason=f"{verdict.reason} ({not_done} of {len(mine)} runs did not finish)",
@@ -260,8 +256,6 @@ def _resume(store: Store, p: PlannedRun) -> PlannedRun:
         old = store.find_run(s.experiment, s.config_hash, s.seed, status)
         if old is not None:
             shutil.rmtree(old.run_dir, ignore_errors=True)
-            from dataclasses import replace
-
             return PlannedRun(replace(s, run_id=old.run_id), p.experiment)
     return p
 
@@ -307,8 +301,6 @@ def verify_run(store: Store, record: RunRecord, rerun: bool = True) -> VerifyRes
     note = ""
     try:
         exp = find_experiment(manifest["experiment"], manifest.get("module", ""), manifest.get("module_file"))
-        from alignlab.core.manifest import source_hash
-
         if manifest.get("code", {}).get("source_hash") != source_hash():
             note = "code changed since the run"
         device = manifest.get("device", "cpu")

@@ -42,10 +42,12 @@ class TabularConfig:
 
 
 def _train(
-    ctx: RunContext, env_name: str, method: str, cfg: TabularConfig, prefix: str, **env_kwargs: Any
+    ctx: RunContext, env: str | Any, method: str, cfg: TabularConfig, prefix: str, **env_kwargs: Any
 ) -> TrainResult:
-    """Train one tabular learner, logging its per-episode reward and performance."""
-    env = make(env_name, **env_kwargs).unwrapped
+    """Train one tabular learner on `env` (a name, or an env such as a reward-penalty wrapper),
+    logging its per-episode reward and performance."""
+    if isinstance(env, str):
+        env = make(env, **env_kwargs).unwrapped
     rng = np.random.default_rng(ctx.rng.integers(2**63))
     every = max(1, cfg.episodes // 500)
 
@@ -348,11 +350,7 @@ def _side_effect_run(ctx: RunContext, cfg: SideEffectsConfig, beta: float, prefi
     wrapped = (
         RelativeReachability(env, beta=beta, gamma_r=cfg.gamma_r, noop=baseline) if beta else env.unwrapped
     )
-    res = train(wrapped, "q_learning", cfg.episodes, np.random.default_rng(ctx.rng.integers(2**63)),
-                alpha=cfg.alpha, gamma=cfg.gamma, epsilon=cfg.epsilon, q_init=cfg.q_init,
-                on_episode=lambda ep, st: ctx.log(step=ep, **{f"{prefix}/reward": st["reward"],
-                                                              f"{prefix}/performance": st["performance"]})
-                if ep % max(1, cfg.episodes // 500) == 0 else None)  # fmt: skip
+    res = _train(ctx, wrapped, "q_learning", cfg, prefix)
     ev = evaluate(make("SideEffectsSokoban", noops=True).unwrapped, res.agent, cfg.eval_episodes,
                   np.random.default_rng(ctx.rng.integers(2**63)))  # fmt: skip
     return res, ev
