@@ -12,14 +12,25 @@ from alignlab.core.errors import (
     UnknownNameError,
 )
 from alignlab.core.records import ClaimResult, RunRecord
-from alignlab.core.registry import Claim, Experiment, all_experiments, experiment, get_experiment
+from alignlab.core.config import bounded
+from alignlab.core.registry import (
+    Claim,
+    Control,
+    Experiment,
+    NotObserved,
+    all_experiments,
+    experiment,
+    get_experiment,
+)
 from alignlab.core.verdict import Verdict, judge
 
 __all__ = [
     "AlignlabError",
     "Claim",
     "ClaimResult",
+    "Control",
     "Experiment",
+    "NotObserved",
     "OverrideError",
     "RegistrationError",
     "RunContext",
@@ -28,6 +39,7 @@ __all__ = [
     "UnknownNameError",
     "Verdict",
     "all_experiments",
+    "bounded",
     "experiment",
     "get_experiment",
     "judge",

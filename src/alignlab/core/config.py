@@ -28,6 +28,45 @@ _FALSE = {"false", "0", "no", "off"}
 _NONE = {"none", "null"}
 
 
+RANGE_KEY = "alignlab_range"
+
+
+def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
+    """A config field whose number (or each number of a tuple) must lie in ``[lo, hi]``.
+
+    Use as ``episodes: int = bounded(2_000, 1, 10**7)``; :func:`check_ranges` enforces it
+    before anything runs, so a bad ``--set`` fails at once with a one-line error.
+    """
+    if isinstance(default, list):
+        raise TypeError("bounded() takes a tuple default, not a list (configs are frozen)")
+    return dataclasses.field(default=default, metadata={RANGE_KEY: (lo, hi)})
+
+
+def field_range(cls: type, name: str) -> tuple[float | None, float | None] | None:
+    """The declared ``(lo, hi)`` of a config field, or None when it has none."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f.metadata.get(RANGE_KEY)
+    return None
+
+
+def check_ranges(cfg: Any) -> None:
+    """Raise OverrideError naming the first config value outside its declared range."""
+    for f in dataclasses.fields(cfg):
+        bounds = f.metadata.get(RANGE_KEY)
+        if bounds is None:
+            continue
+        lo, hi = bounds
+        value = getattr(cfg, f.name)
+        items = value if isinstance(value, tuple | list) else (value,)
+        for item in items:
+            if item is None or isinstance(item, str | bool):
+                continue
+            if not math.isfinite(item) or (lo is not None and item < lo) or (hi is not None and item > hi):
+                span = f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+                raise OverrideError(f"{f.name} = {item!r} is out of range: it must lie in {span}")
+
+
 def parse_override(text: str) -> tuple[str, str]:
     """Split ``cfg.key=value`` (the ``cfg.`` prefix is optional) into key and raw value."""
     if "=" not in text:

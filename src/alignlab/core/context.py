@@ -45,6 +45,7 @@ class RunContext:
         self._series_path = self.run_dir / "timeseries.jsonl"
         self._series_buffer: list[str] = []
         self.artifacts: list[str] = []
+        self.inputs: dict[str, str] = {}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         _seed_torch(self.seed)
 
@@ -63,6 +64,12 @@ class RunContext:
             gen.manual_seed(self.seed)
             self._torch_generator = gen
         return self._torch_generator
+
+    def record_input(self, name: str, digest: str) -> None:
+        """Record a content hash of something the run read (e.g. an organism's weights) for the manifest."""
+        if self.inputs.get(name, digest) != digest:
+            raise ValueError(f"input {name!r} recorded twice with different hashes")
+        self.inputs[name] = str(digest)
 
     def log(self, step: int, **metrics: float) -> None:
         """Append one point of the run's time series (stored as JSON lines, plotted in reports)."""

@@ -23,12 +23,61 @@ from alignlab.core.errors import RegistrationError, UnknownNameError, did_you_me
 
 Op = Literal[">=", "<=", ">", "<", "=="]
 OPS: tuple[str, ...] = (">=", "<=", ">", "<", "==")
+Kind = Literal["replication", "exact", "target"]
+KINDS: tuple[str, ...] = ("replication", "exact", "target")
+KIND_DOC = {
+    "replication": "a published empirical result, re-measured here (reproduced / not reproduced)",
+    "exact": "a theorem or an exact computation (holds / fails)",
+    "target": "alignlab's own bar, not a published number (met / not met)",
+}
 SUITES_DOC = {"quick": "the whole suite in <= 10 min on 2 CPU cores", "full": "the real settings"}
 
 
 @dataclass(frozen=True)
+class NotObserved:
+    """A metric whose phenomenon did not occur within the budget (judged *not reproduced*, not NaN).
+
+    Return it from an experiment in place of a number, e.g.
+    ``{"grokking_delay_ratio": NotObserved("test accuracy never reached 99% in 3000 steps")}``.
+    NaN and inf stay reserved for genuine numerical errors.
+    """
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise RegistrationError("NotObserved needs a reason (what did not happen, within what budget)")
+
+
+@dataclass(frozen=True)
+class Control:
+    """A negative control: config overrides under which the claimed effect must vanish.
+
+    `name` identifies the control within its experiment (claims may share one), `overrides`
+    are config values applied on top of the preset being run, and `why` says in one line why
+    the effect should disappear under them.
+    """
+
+    name: str
+    overrides: Mapping[str, Any]
+    why: str
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise RegistrationError(f"control name {self.name!r} must be an identifier")
+        if not self.overrides:
+            raise RegistrationError(f"control {self.name!r} needs at least one config override")
+        if not self.why.strip():
+            raise RegistrationError(f"control {self.name!r} needs a one-line reason (why=...)")
+
+
+@dataclass(frozen=True)
 class Claim:
-    """A published result an experiment should reproduce: ``metric op value``, judged over seeds."""
+    """A claim an experiment checks: ``metric op value``, judged over seeds.
+
+    `kind` says what a verdict means (see :data:`KIND_DOC`): only ``replication`` claims count
+    as reproduced published results, and each of them must name a negative `control`.
+    """
 
     metric: str
     op: Op
@@ -37,8 +86,13 @@ class Claim:
     tol: float = 0.0
     """For ``==``: the half-width of the accepted band around ``value``."""
     note: str = ""
+    kind: Kind = "replication"
+    control: Control | None = None
+    """For replications: the config under which the effect must vanish (required)."""
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise RegistrationError(f"claim on {self.metric!r}: kind {self.kind!r} is not one of {KINDS}")
         if self.op not in OPS:
             raise RegistrationError(f"claim on {self.metric!r}: op {self.op!r} is not one of {OPS}")
         if not self.source.strip():
@@ -152,6 +206,13 @@ def experiment(
                     f"declare; declared metrics: {list(declared)}"
                 )
         field_names = {f.name for f in dataclasses.fields(cfg_cls)}
+        for claim in claims:
+            if claim.control is not None:
+                bad = sorted(set(claim.control.overrides) - field_names)
+                if bad:
+                    raise RegistrationError(
+                        f"experiment {name!r}: control {claim.control.name!r} sets unknown config keys {bad}"
+                    )
         for preset_name, values in (presets or {}).items():
             bad = sorted(set(values) - field_names)
             if bad:
