@@ -49,7 +49,7 @@ def test_verify_re_executes_an_experiment_defined_in_a_script(tmp_path: Path) ->
     script.write_text(SCRIPT)
     store = tmp_path / "s"
     subprocess.run([sys.executable, str(script), str(store)], check=True, capture_output=True)
-    results = alignlab.verify(store=store)
+    results = alignlab.verify(store=store, scripts=[script])
     assert [r.rerun for r in results] == ["match", "match"], results
 
 

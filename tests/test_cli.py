@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -147,3 +149,108 @@ def test_envs_lists_every_environment(capsys: pytest.CaptureFixture[str]) -> Non
     assert {"SafeInterruptibility", "SideEffectsSokoban", "CoinAtEnd"} <= names
     assert all(r["id"] == f"alignlab/{r['name']}-v0" for r in rows)
     assert all("unavailable" not in r["description"] for r in rows)
+
+
+# -- §3: usage errors, markup, file-system errors, report targets -------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["run", "toy.mean", "--seeds", "0"], ["--bogus"], ["run"], [], ["runs", "--limit", "x"]],
+    ids=["seeds-0", "unknown-option", "missing-argument", "bare", "bad-int"],
+)
+def test_usage_errors_print_usage_and_exit_2(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    code, out, err = cli(capsys, *args)
+    assert code == 2
+    assert "Usage" in out + err
+    assert "internal error" not in out + err and "Traceback" not in out + err
+
+
+def test_rich_markup_in_a_set_value_is_printed_not_parsed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = cli(capsys, "run", "toy.mean", "--set", "n=[/x]", "--store", str(tmp_path / "s"))
+    assert code == 2 and "[/x]" in err and "Traceback" not in err and "internal error" not in err
+
+
+def test_a_failing_run_with_markup_in_its_error_never_stops_the_batch(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALIGNLAB_TOY_FAIL_SEED", "1")
+    store = str(tmp_path / "s")
+    code, out, err = cli(capsys, "run", "toy.mean", "--seeds", "3", "--workers", "1", "--store", store,
+                         "--no-report")  # fmt: skip
+    assert code == 1, err
+    assert "closing tag [/x]" in out and "internal error" not in out + err and "Traceback" not in out + err
+    st = Store(store)
+    assert sorted(r.status for r in st.runs()) == ["done", "done", "failed"]
+    assert len(st.claims_all()) == 2 and all(c.verdict.n == 2 for c in st.claims_all())
+
+
+@pytest.fixture
+def small_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> str:
+    store = str(tmp_path / "s")
+    code, _, err = cli(capsys, "run", "toy.mean", "--seeds", "2", "--store", store, "--workers", "1",
+                       "--no-report")  # fmt: skip
+    assert code == 0, err
+    return store
+
+
+def test_report_refuses_fifos_devices_folders_and_paths_under_a_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_store: str
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "null").symlink_to("/dev/null")
+    targets = {fifo: "not a regular file", tmp_path / "null": "not a regular file", tmp_path: "is a folder",
+               tmp_path / "afile" / "r.html": "is a file, not a folder"}  # fmt: skip
+    for target, message in targets.items():
+        code, _, err = cli(capsys, "report", "--store", small_store, "-o", str(target))
+        assert code == 2 and message in err, (target, err)
+        assert err.count("\n") == 1 and "Traceback" not in err
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and Path("/dev/null").is_char_device()
+    code, _, _ = cli(capsys, "report", "--store", small_store, "-o", str(tmp_path / "ok.html"))
+    assert code == 0 and (tmp_path / "ok.html").is_file()
+
+
+def test_report_unknown_batch_names_the_known_ones(
+    capsys: pytest.CaptureFixture[str], small_store: str
+) -> None:
+    [batch] = Store(small_store).batches()
+    code, _, err = cli(capsys, "report", "--store", small_store, "--batch", "nope", "-o", "/tmp/never.html")
+    assert code == 2 and "no batch 'nope'" in err and batch["batch_id"] in err
+    assert not Path("/tmp/never.html").exists()
+
+
+def test_show_percent_is_not_a_wildcard(capsys: pytest.CaptureFixture[str], small_store: str) -> None:
+    code, _, err = cli(capsys, "show", "%", "--store", small_store)
+    assert code == 2 and "no run '%'" in err
+
+
+def test_store_path_that_is_a_file_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    for args in (
+        ["runs", "--store", str(tmp_path / "f")],
+        ["run", "toy.mean", "--store", str(tmp_path / "f" / "s")],
+    ):
+        code, _, err = cli(capsys, *args)
+        assert code == 2 and err.startswith("error:") and err.count("\n") == 1, err
+        assert "internal error" not in err
+
+
+def test_verify_cli_names_the_edited_place_and_reports_failed_runs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_store: str
+) -> None:
+    st = Store(small_store)
+    rec = st.runs()[0]
+    con = sqlite3.connect(st.index_path)
+    con.execute('UPDATE runs SET metrics = \'{"mean": 0.99, "std": 0.1}\' WHERE run_id = ?', (rec.run_id,))
+    con.commit()
+    con.close()
+    code, out, err = cli(capsys, "verify", "--all", "--no-rerun", "--store", small_store)
+    assert code == 1 and "index: metrics.mean = 0.99" in out and "all 2 runs verified" not in out
+    failed = str(tmp_path / "failed")
+    cli(capsys, "run", "toy.mean", "--seeds", "2", "--store", failed, "--set", "mode=raise", "--no-report")
+    code, out, err = cli(capsys, "verify", "--all", "--store", failed)
+    assert code == 1 and "failed" in out and "0 of 2 runs verified" in err

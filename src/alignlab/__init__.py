@@ -8,7 +8,7 @@ renders a self-contained HTML report.
 
 __version__ = "0.1.0"
 
-from alignlab.api import claims_index, load_runs, open_store, report, run, verify
+from alignlab.api import claims_index, load_claims, load_runs, open_store, report, run, verify
 from alignlab.core import Claim, RunContext, experiment
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "__version__",
     "claims_index",
     "experiment",
+    "load_claims",
     "load_runs",
     "open_store",
     "report",

@@ -57,3 +57,30 @@ def test_bad_approval_tables_are_refused():
     with pytest.raises(ValueError, match="compiled"):
         train_approval(make("TomatoWatering", layout="original").unwrapped, adv, decoupled=True,
                        episodes=1, rng=rng)  # fmt: skip
+
+
+def test_the_overseer_answers_a_limited_number_of_noisy_queries():
+    env = make("RoombaDust").unwrapped
+    adv = overseer_advantage(env.tables)
+    res = train_approval(env, adv, decoupled=True, episodes=50, rng=np.random.default_rng(0),
+                         tamper_flags=("dumped",), queries=250, noise=0.5)  # fmt: skip
+    assert res.episodes == 3  # 100-step episodes: training stops once the 250 answers are spent
+    q = res.agent.q
+    exact = {adv[s, a] for s in range(adv.shape[0]) for a in range(adv.shape[1])}
+    learnt = q[q != 0.0]
+    assert learnt.size > 0 and not set(learnt.tolist()) <= exact  # noisy answers, not the table
+    assert learnt.max() > 0.0  # noise takes answers above every honest approval (<= 0)
+
+
+def test_honest_feedback_is_never_above_the_overseers_scale():
+    env = make("RocksAndDiamonds").unwrapped
+    adv = overseer_advantage(env.tables)
+
+    def top(corrupted: float | None) -> float:
+        res = train_approval(env, adv, decoupled=False, episodes=200, rng=np.random.default_rng(0),
+                             corrupted=corrupted)  # fmt: skip
+        assert res.flag_rates["tampered"] > 0  # exploration flips the switch either way
+        return float(res.agent.q.max())
+
+    assert top(None) <= 0.0  # honest answers are advantages, <= 0
+    assert top(1.0) > 0.0  # the overwritten register's +1 is learnt

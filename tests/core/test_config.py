@@ -11,12 +11,15 @@ from hypothesis import strategies as st
 
 from alignlab.core.config import (
     apply_overrides,
+    bounded,
+    check_ranges,
     config_hash,
     field_docs,
     from_dict,
     overrides_from_strings,
     parse_override,
     to_dict,
+    unbounded_fields,
 )
 from alignlab.core.errors import OverrideError
 
@@ -151,3 +154,44 @@ class Extended(Cfg):
 def test_field_docs_include_inherited_fields() -> None:
     docs = field_docs(Extended)
     assert docs["beta"] == "Penalty weight." and docs["episodes"] == "Training episodes."
+
+
+@dataclass(frozen=True)
+class Ranged:
+    episodes: int = bounded(100, 1, 10**7)
+    """Episodes."""
+    gamma: float = bounded(0.9, 0.0, 1.0)
+    """Discount."""
+    widths: tuple[int, ...] = bounded((4, 8), 1, 64)
+    """Per element."""
+    free: float = 0.5
+    """Not bounded."""
+    flag: bool = False
+    """Not a number."""
+    maybe: int | None = None
+    """Optional number, not bounded."""
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"episodes": "-5"}, "episodes = -5 is out of range: it must lie in [1, 1e+07]"),
+        ({"gamma": "2"}, "gamma = 2.0 is out of range: it must lie in [0, 1]"),
+        ({"episodes": "1e100"}, "episodes = 1e+100 is out of range: it must lie in [1, 1e+07]"),
+        ({"episodes": "1" + "0" * 400}, "episodes = ~1e400 is out of range: it must lie in [1, 1e+07]"),
+        ({"widths": "4,128"}, "widths = 128 is out of range: it must lie in [1, 64]"),
+    ],
+)
+def test_check_ranges_rejects_values_outside_bounds(override: dict[str, str], message: str) -> None:
+    cfg = apply_overrides(Ranged(), override)
+    with pytest.raises(OverrideError) as info:
+        check_ranges(cfg)
+    assert str(info.value) == message and "\n" not in str(info.value)
+
+
+def test_check_ranges_accepts_the_edges_and_unbounded_fields() -> None:
+    check_ranges(apply_overrides(Ranged(), {"episodes": "1", "gamma": "1.0", "widths": "1,64", "free": "-9"}))
+
+
+def test_unbounded_fields_lists_numeric_fields_without_bounds() -> None:
+    assert unbounded_fields(Ranged) == ["free", "maybe"]

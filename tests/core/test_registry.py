@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from alignlab.core import Claim, RunContext, experiment
+from alignlab.core import Claim, Control, RunContext, experiment
 from alignlab.core.errors import RegistrationError, UnknownNameError
 from alignlab.core.registry import all_experiments, get_experiment, resolve, suites
 
@@ -100,3 +100,47 @@ def test_claim_validation() -> None:
     with pytest.raises(RegistrationError, match="source"):
         Claim("m", ">=", 1.0, source=" ")
     assert Claim("m", "==", 1.0, source="x", tol=0.5).describe() == "m == 1 ± 0.5"
+
+
+def test_claim_kinds_and_controls_round_trip_through_json() -> None:
+    control = Control("off", {"a": 0}, "no knob, no effect")
+    claim = Claim("m", ">=", 0.5, source="paper", kind="replication", control=control, note="n")
+    assert Claim.from_dict(claim.to_dict()) == claim
+    exact = Claim("m", "==", 1.0, source="theorem", tol=0.1, kind="exact")
+    assert Claim.from_dict(exact.to_dict()) == exact
+    old = {"metric": "m", "op": ">", "value": 1.0, "source": "s", "tol": 0.0, "note": ""}
+    assert Claim.from_dict(old).kind == "replication" and Claim.from_dict(old).control is None
+    with pytest.raises(RegistrationError, match="kind"):
+        Claim("m", ">", 0, source="s", kind="theorem")  # type: ignore[arg-type]
+
+
+def test_controls_are_deduplicated_by_name_and_must_not_clash() -> None:
+    exp = get_experiment("toycheck.signal")
+    assert list(exp.controls()) == ["no_signal"]
+    with pytest.raises(RegistrationError, match="two different controls are both named 'c'"):
+
+        @experiment(
+            name="bad.clash",
+            claims=[
+                Claim("m", ">", 0, source="x", control=Control("c", {"a": 0}, "one")),
+                Claim("m", "<", 9, source="x", control=Control("c", {"a": 2}, "two")),
+            ],
+        )
+        def f(cfg: Frozen, ctx: RunContext) -> dict[str, float]:
+            return {}
+
+    with pytest.raises(RegistrationError, match="unknown config keys"):
+
+        @experiment(
+            name="bad.ctlkey", claims=[Claim("m", ">", 0, source="x", control=Control("c", {"b": 0}, "w"))]
+        )
+        def g(cfg: Frozen, ctx: RunContext) -> dict[str, float]:
+            return {}
+
+
+def test_default_config_rejects_unknown_presets_but_accepts_its_suites() -> None:
+    exp = get_experiment("toy.mean")
+    assert exp.default_config("toysuite").n == 300
+    with pytest.raises(UnknownNameError, match=r"no preset 'full'.*Its presets: toysuite"):
+        exp.default_config("full")
+    assert get_experiment("toy.artifacts").default_config("toysuite").points == 20, "suite without a preset"

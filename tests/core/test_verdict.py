@@ -9,14 +9,18 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from alignlab.core import Claim
+from alignlab.core import Claim, NotObserved
 from alignlab.core.verdict import (
     INCONCLUSIVE,
+    NOT_MEASURED,
     NOT_REPRODUCED,
     REPRODUCED,
     confidence_interval,
+    control_word,
     judge,
+    summarize,
     t_critical,
+    word,
 )
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -131,3 +135,58 @@ def test_lower_bound_open_and_closed_agree_off_the_boundary(xs: list[float], v: 
     a, b = judge(claim(">=", v), xs), judge(claim(">", v), xs)
     assume(a.lo != v and a.hi != v)
     assert a.label == b.label
+
+
+def test_not_observed_in_any_seed_is_not_reproduced_with_the_reason() -> None:
+    unseen = NotObserved("never reached 99% test accuracy in 3000 steps")
+    verdict = judge(claim(">=", 0.0), [1.0, unseen, 2.0])
+    assert verdict.label == NOT_REPRODUCED
+    assert verdict.reason == "not observed in 1 of 3 runs: never reached 99% test accuracy in 3000 steps"
+    assert judge(claim("<", 10.0), [unseen, unseen]).label == NOT_REPRODUCED, "whatever the direction"
+    mixed = judge(claim(">=", 0.0), [unseen, NotObserved("other"), math.nan])
+    assert "not observed in 2 of 3 runs" in mixed.reason and "(and 1 other reasons)" in mixed.reason
+    assert "NaN/inf in 1 of 3 runs (numerical error)" in mixed.reason
+
+
+def test_nan_is_labelled_a_numerical_error() -> None:
+    verdict = judge(claim(">=", 0.0), [math.nan, math.nan, 1.0])
+    assert verdict.label == INCONCLUSIVE
+    assert verdict.reason == "metric m is NaN or infinite in 2 of 3 runs (numerical error)"
+
+
+def test_a_metric_no_run_returned_is_not_measured() -> None:
+    assert judge(claim(">=", 0.0), [None, None]).label == NOT_MEASURED
+    partly = judge(claim(">=", 0.0), [None, 1.0, 2.0])
+    assert partly.label == INCONCLUSIVE and "missing in 1 of 3 runs" in partly.reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "yes", "no"),
+    [
+        ("replication", "reproduced", "not reproduced"),
+        ("exact", "holds", "fails"),
+        ("target", "met", "not met"),
+    ],
+)
+def test_words_follow_the_kind(kind: str, yes: str, no: str) -> None:
+    assert (word(kind, REPRODUCED), word(kind, NOT_REPRODUCED)) == (yes, no)
+    assert word(kind, INCONCLUSIVE) == "inconclusive" and word(kind, NOT_MEASURED) == "not measured"
+    assert (control_word(NOT_REPRODUCED), control_word(REPRODUCED)) == ("effect vanished", "effect persists")
+
+
+def test_summary_counts_only_replications_as_reproduced() -> None:
+    line = summarize([
+        ("replication", REPRODUCED, NOT_REPRODUCED),
+        ("replication", NOT_REPRODUCED, REPRODUCED),
+        ("replication", INCONCLUSIVE, None),
+        ("exact", REPRODUCED, None),
+        ("exact", REPRODUCED, None),
+        ("exact", NOT_REPRODUCED, None),
+        ("target", NOT_REPRODUCED, None),
+    ])  # fmt: skip
+    assert line == (
+        "1 of 3 replications reproduced (1 not reproduced, 1 inconclusive); exact: 2 holds, 1 fails; "
+        "targets: 0 met, 1 not met; controls: 1 of 2 effects vanished, 1 EFFECT PERSISTS"
+    )
+    assert summarize([("exact", REPRODUCED, None)]) == "exact: 1 holds, 0 fails"
+    assert summarize([]) == "no claims judged"

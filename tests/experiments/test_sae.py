@@ -6,13 +6,14 @@ on a tiny random GPT-2 (model="random-gpt2") or synthetic data, which exercises 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import pytest
 import torch
 
-from alignlab.core import RunContext, get_experiment
+from alignlab.core import NotObserved, RunContext, get_experiment
 from alignlab.experiments.sae import (
     GroundTruthConfig,
     OrganismConfig,
@@ -79,7 +80,8 @@ def check_metrics(name: str, metrics: dict[str, float]) -> None:
     exp = get_experiment(name)
     assert {c.metric for c in exp.claims} <= set(metrics)
     claimed = [metrics[c.metric] for c in exp.claims]
-    assert all(isinstance(v, float) and math.isfinite(v) for v in claimed), metrics
+    assert all(isinstance(v, NotObserved) or math.isfinite(v) for v in claimed), metrics
+    assert set(metrics) == set(exp.metrics)
 
 
 _RUNS: dict[str, tuple[dict[str, float], RunContext]] = {}
@@ -98,7 +100,7 @@ def run(name: str) -> tuple[dict[str, float], RunContext]:
 def test_tiny_runs_are_deterministic_and_report_the_claimed_metrics(name):
     first, ctx = run(name)
     check_metrics(name, first)
-    assert all(isinstance(v, float) for v in first.values())
+    assert all(isinstance(v, float | NotObserved) for v in first.values())
     fn, cfg = TINY[name]
     assert fn(cfg, RunContext.scratch(seed=3)) == first
     assert any(a.endswith(".png") for a in ctx.artifacts)
@@ -115,8 +117,10 @@ def test_organism_saves_a_features_view():
     assert "artifacts/features.view.json" in ctx.artifacts
     view = json.loads((ctx.run_dir / "artifacts" / "features.view.json").read_text())
     assert view["view"] == "features" and 1 <= len(view["features"]) <= 4
-    assert {"ce_loss_score_topk_4", "l0_batchtopk", "kl_div_score"} <= set(m)
+    assert {"ce_loss_score", "kl_div_score"} <= set(m)
     assert m["l0"] == pytest.approx(8.0, abs=0.5)
+    exp = get_experiment("sae.organism")
+    assert [c.kind for c in exp.claims] == ["target"] and "l0" not in {c.metric for c in exp.claims}
 
 
 def test_interpolated_fvu_gap():
@@ -125,6 +129,24 @@ def test_interpolated_fvu_gap():
     gap, rel, n = _interp_gap(relu, topk)
     assert n == 1 and gap == pytest.approx(0.2 - 0.1) and rel == pytest.approx(0.5)
     assert math.isnan(_interp_gap(relu, [(100.0, 0.1)])[0])
+    same = [(8.0, 0.31), (16.0, 0.2), (32.0, 0.12)]  # the placebo control: identical arms
+    assert _interp_gap(same, list(same))[0] == 0.0
+
+
+def test_controls_flip_the_sae_claims():
+    fn, cfg = TINY["sae.topk_vs_l1"]
+    placebo = fn(dataclasses.replace(cfg, baseline="topk"), RunContext.scratch(seed=3))
+    assert placebo["fvu_gap"] == 0.0  # a TopK baseline cannot be beaten by the same TopK SAEs
+    fn, cfg = TINY["sae.ground_truth_recovery"]
+    few = fn(dataclasses.replace(cfg, dict_ratio=0.05), RunContext.scratch(seed=3))
+    full, _ = run("sae.ground_truth_recovery")
+    assert few["mmcs_uncorrelated"] < 0.6 < full["mmcs_uncorrelated"]
+
+
+def test_unmatched_l0_is_not_observed():
+    fn, cfg = TINY["sae.topk_vs_l1"]
+    m = fn(dataclasses.replace(cfg, ks=(1,), l1_coefficients=(0.0, 0.001)), RunContext.scratch(seed=3))
+    assert isinstance(m["fvu_gap"], NotObserved) and m["n_matched"] == 0.0
 
 
 def test_presets_and_claims_are_registered():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from alignlab.core import RunContext, get_experiment
+from alignlab.core import NotObserved, RunContext, get_experiment
 from alignlab.experiments.superposition import (
     FeaturesPerDimConfig,
     IntroConfig,
@@ -40,29 +41,45 @@ def check_metrics(name: str, metrics: dict[str, float]) -> None:
     exp = get_experiment(name)
     assert set(metrics) <= set(exp.metrics), set(metrics) - set(exp.metrics)
     assert {c.metric for c in exp.claims} <= set(metrics)
-    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), metrics
+    assert all(isinstance(v, NotObserved) or math.isfinite(v) for v in metrics.values()), metrics
 
 
 def test_intro_tiny():
     ctx = RunContext.scratch(seed=0)
     m = intro(TINY_INTRO, ctx)
     check_metrics("superposition.intro", m)
-    counts = [m[f"represented_at_density_{density_tag(d)}"] for d in TINY_INTRO.densities]
+    ctx.flush()
+    rows = [json.loads(line) for line in (ctx.run_dir / "timeseries.jsonl").read_text().splitlines()]
+    counts = [r["represented"] for r in rows if "represented" in r]  # per density, densest first
+    assert len(counts) == len(TINY_INTRO.densities)
     assert m["represented_densest"] == counts[0] and m["represented_sparsest"] == counts[-1]
     assert m["represented_monotone"] == float(all(a <= b for a, b in itertools.pairwise(counts)))
-    assert 0 <= m["pentagon_dim_error"] <= 1 and 0 <= m["pentagon_angle_error"] <= 360
+    if counts[-1] < TINY_INTRO.n_features:  # no polygon to measure: NotObserved, not a number
+        assert isinstance(m["pentagon_dim_error"], NotObserved)
+        assert isinstance(m["pentagon_angle_error"], NotObserved)
+    else:
+        assert 0 <= m["pentagon_dim_error"] <= 1 and 0 <= m["pentagon_angle_error"] <= 360
     assert 0 < m["restart_agreement"] <= 1
     assert ctx.artifacts == ["artifacts/columns.png", "artifacts/wtw.png"]
-    ctx.flush()
-    lines = (ctx.run_dir / "timeseries.jsonl").read_text().splitlines()
-    assert len(lines) == TINY_INTRO.steps // 10 + 1 and '"loss/density_0p01"' in lines[0]
+    assert any('"loss/density_0p01"' in json.dumps(r) for r in rows)
 
 
 def test_intro_with_other_densities_and_three_hidden_dimensions():
     cfg = IntroConfig(n_hidden=3, densities=(0.5, 0.05), restarts=1, steps=50, eval_samples=512)
     m = intro(cfg, RunContext.scratch(seed=1))
-    assert math.isnan(m["pentagon_angle_error"])  # angles are defined for m = 2 only
-    assert {"represented_at_density_0p5", "represented_at_density_0p05"} <= set(m)
+    assert isinstance(m["pentagon_angle_error"], NotObserved)  # angles are defined for m = 2 only
+    assert set(m) == set(get_experiment("superposition.intro").metrics)  # the same metrics for any densities
+
+
+def test_dense_features_are_not_superposed_and_sparse_ones_are():
+    dense = intro(
+        IntroConfig(densities=(1.0, 1.0), restarts=2, steps=600, eval_samples=2048),
+        RunContext.scratch(seed=0),
+    )  # fmt: skip  (the dense_only control)
+    assert dense["represented_sparsest"] <= 2.0 and isinstance(dense["pentagon_dim_error"], NotObserved)
+    cfg = FeaturesPerDimConfig(n_features=5, n_densities=4, min_density=0.01, steps=400, eval_samples=2048)
+    sparse = features_per_dim(cfg, RunContext.scratch(seed=0))
+    assert sparse["features_per_dim_sparsest"] <= 1.05  # n = m: no room for superposition
 
 
 def test_features_per_dim_tiny():
@@ -103,13 +120,9 @@ def test_presets_and_claims_are_registered():
 @pytest.mark.parametrize(
     ("fn", "cfg", "match"),
     [
-        (intro, IntroConfig(restarts=0), "restarts"),
         (intro, IntroConfig(densities=(1.0,)), "two values"),
-        (intro, IntroConfig(densities=(1.0, 0.0), steps=1), r"\(0, 1\]"),
-        (features_per_dim, FeaturesPerDimConfig(n_densities=2), "n_densities"),
         (features_per_dim, FeaturesPerDimConfig(min_density=1.0), "min_density"),
         (phase_diagram, PhaseConfig(min_importance=5.0, max_importance=1.0), "min_importance"),
-        (phase_diagram, PhaseConfig(models_per_cell=0), "models_per_cell"),
     ],
 )
 def test_bad_configs_fail_early(fn, cfg, match):

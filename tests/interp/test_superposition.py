@@ -150,8 +150,9 @@ def test_measures_reject_bad_weights(W, match):
     k=st.integers(1, 3),
     seed=st.integers(0, 2**31 - 1),
     density=st.floats(0.05, 1.0),
+    activation=st.sampled_from(sp.ACTIVATIONS),
 )
-def test_hand_written_gradients_match_autograd(n, m, k, seed, density):
+def test_hand_written_gradients_match_autograd(n, m, k, seed, density, activation):
     g = torch.Generator().manual_seed(seed)
     W = torch.randn(k, m, n, generator=g, requires_grad=True)
     b = (0.3 * torch.randn(k, n, generator=g)).requires_grad_()
@@ -159,11 +160,11 @@ def test_hand_written_gradients_match_autograd(n, m, k, seed, density):
         np.full((k, n), density), 32, [torch.Generator().manual_seed(seed + i) for i in range(k)]
     )
     importance = torch.rand(k, n, generator=g)
-    loss = sp.toy_loss(W, b, x, importance)
+    loss = sp.toy_loss(W, b, x, importance, activation)
     loss.sum().backward()
     with torch.no_grad():
         mine, grad_W, grad_b = sp._loss_and_grads(
-            W.detach(), b.detach(), x.transpose(1, 2).contiguous(), importance, True
+            W.detach(), b.detach(), x.transpose(1, 2).contiguous(), importance, True, activation
         )
     assert torch.allclose(mine, loss.detach(), rtol=1e-5, atol=1e-6)
     assert torch.allclose(grad_W, W.grad, rtol=1e-4, atol=1e-6)

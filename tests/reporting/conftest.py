@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from alignlab.core import Claim, ClaimResult, RunRecord, judge
+from alignlab.core import Claim, ClaimResult, RunRecord
+from alignlab.core.runner import judge_runs
 
 EVIL = "<script>alert(1)</script>\"'&"
 
@@ -96,10 +96,14 @@ def judged(
     experiment: str, claim: Claim, runs: Sequence[RunRecord], batch: str = "b-20240501-0001"
 ) -> ClaimResult:
     """`claim` judged over the done runs of `experiment`, as the runner would."""
-    done = [r for r in runs if r.experiment == experiment and r.status == "done"]
-    values = [r.metrics.get(claim.metric, math.nan) for r in done]
-    verdict = judge(claim, [math.nan if v is None else v for v in values])
-    return ClaimResult(batch, experiment, claim, verdict, tuple(r.run_id for r in done))
+    return judge_runs(batch, runs, [_Claims(experiment, claim)])[0]
+
+
+class _Claims:
+    """The part of an Experiment that judge_runs reads: a name and claims."""
+
+    def __init__(self, name: str, claim: Claim) -> None:
+        self.name, self.claims = name, (claim,)
 
 
 def curve(n: int, seed: int, key: str = "return") -> list[dict[str, Any]]:

@@ -72,10 +72,10 @@ def test_claims_table_sorts_and_filters(browser, sample, tmp_path):
     path = write_report(tmp_path / "report.html", *sample)
     page, problems = _open(browser, path)
     rows = page.locator("table#claims tbody tr")
-    n_col = page.locator("table#claims thead th:nth-child(5)")
+    n_col = page.locator("table#claims thead th:nth-child(6)")
     assert n_col.inner_text().strip().startswith("n")
     n_col.click()
-    assert page.locator("table#claims tbody tr td:nth-child(5)").all_inner_texts() == ["2", "3", "3"]
+    assert page.locator("table#claims tbody tr td:nth-child(6)").all_inner_texts() == ["2", "3", "3"]
     page.click(".filters button[data-verdict='reproduced']")
     assert rows.evaluate_all("rs => rs.filter(r => !r.hidden).length") == 2
     assert page.inner_text(".filters .shown") == "2 of 3 claims shown"

@@ -120,9 +120,11 @@ def test_claims_table_has_one_row_per_claim(sample):
 def test_claim_row_shows_formula_measurement_expectation_source_and_reason(sample):
     runs, claims = sample
     doc = Doc(render(runs, claims))
-    experiment, formula, verdict, measured, n, expected, source, reason = doc.cells[0]
+    experiment, kind, formula, verdict, measured, n, expected, control, source, reason = doc.cells[0]
     v = claims[0].verdict
     assert experiment == "shaping.potential"
+    assert kind == "replication"
+    assert control == "none declared"
     assert formula == "agreement >= 0.99"
     assert verdict == "reproduced"
     assert measured == f"{v.mean:.4g} [{v.lo:.4g}, {v.hi:.4g}]"
@@ -130,7 +132,7 @@ def test_claim_row_shows_formula_measurement_expectation_source_and_reason(sampl
     assert expected == "≥ 0.99"
     assert source == "Ng et al. 1999, Thm 1"
     assert reason == v.reason
-    assert doc.cells[1][5] == "= 0.5 ± 0.1"
+    assert doc.cells[1][6] == "= 0.5 ± 0.1"
 
 
 def test_claims_link_to_their_experiment_section(sample):
@@ -270,7 +272,8 @@ def test_nan_and_inf_metrics_render(tmp_path):
     table = page.split('<table class="metrics">')[1].split("</table>")[0]
     assert table.count(">NaN<") == 2 and ">inf<" in table and ">−inf<" in table
     assert "1 (n=1)" in table  # the mean row only counts finite values
-    assert "NaN [NaN, NaN]" in page
+    assert claim.verdict.label == "inconclusive"
+    assert "metric m is NaN or infinite in 2 of 3 runs (numerical error)" in page
 
 
 def test_missing_timeseries_and_manifest_and_corrupt_files(tmp_path):
@@ -394,3 +397,77 @@ def test_line_chart_handles_nan_constant_and_single_points():
     assert dot.svg and "<circle" in dot.svg
     huge = line_chart("k", [Series("s", np.arange(2.0), np.array([-1e308, 1e308]))])
     assert huge.svg is None
+
+
+def _kinds_sample(tmp_path):
+    """Main and control runs of one experiment: controlled replications, an exact and a target claim."""
+    from dataclasses import replace
+
+    from alignlab.core import Control
+    from alignlab.core.runner import judge_runs
+
+    off = Control("no_signal", {"effect": 0.0}, "no effect, nothing to measure")
+    placebo = Control("placebo", {"knob": 1}, "a knob the metric ignores")
+    claims = (
+        Claim("effect", ">", 0.5, source="Paper 2020", control=off),
+        Claim("onset", "<", 10, source="Paper 2020, Fig 2", control=off),
+        Claim("effect", ">", 0.1, source="Paper 2021", control=placebo),
+        Claim("spread", ">=", 0.0, source="a theorem", kind="exact"),
+        Claim("effect", "<", 9.0, source="our bar", kind="target"),
+    )
+    runs = []
+    for seed in range(2):
+        main = make_run(tmp_path, "toy.kinds", seed, metrics={"effect": 1.0 + 0.01 * seed, "onset": 2.0,
+                                                              "spread": 0.1 + 0.01 * seed})  # fmt: skip
+        ctl = make_run(tmp_path, "toy.kinds", seed, metrics={"effect": 0.01 * seed, "onset": math.nan,
+                                                             "spread": 0.1}, batch="b-ctl")  # fmt: skip
+        ctl = replace(ctl, batch_id=main.batch_id, control="no_signal", run_id=ctl.run_id + "-ctl",
+                      not_observed={"onset": "never crossed 0.5 in 40 draws"})  # fmt: skip
+        leak = make_run(tmp_path, "toy.kinds", seed, metrics={"effect": 1.0, "onset": 2.0, "spread": 0.1},
+                        batch="b-leak")  # fmt: skip
+        leak = replace(leak, batch_id=main.batch_id, control="placebo", run_id=leak.run_id + "-leak")
+        runs += [main, ctl, leak]
+
+    class Exp:
+        name = "toy.kinds"
+
+    Exp.claims = claims
+    return runs, judge_runs(runs[0].batch_id, runs, [Exp])
+
+
+def test_kinds_controls_and_not_observed_are_shown(tmp_path):
+    runs, claims = _kinds_sample(tmp_path)
+    page = render(runs, claims)
+    doc = Doc(page)
+    by_claim = {(row[2], row[1]): row for row in doc.cells}
+    assert by_claim[("effect > 0.5", "replication")][3] == "reproduced"
+    assert by_claim[("effect > 0.5", "replication")][7].startswith("effect vanished")
+    assert by_claim[("onset < 10", "replication")][7].startswith("effect vanished")
+    assert by_claim[("effect > 0.1", "replication")][7].startswith("effect persists")
+    assert by_claim[("spread >= 0", "exact")][3] == "holds" and by_claim[("spread >= 0", "exact")][7] == "—"
+    assert by_claim[("effect < 9", "target")][3] == "met"
+    assert [r["data-kind"] for r in doc.rows] == ["replication"] * 3 + ["exact", "target"]
+    assert sum(r.get("class") == "control-failed" for r in doc.rows) == 1
+    assert '<div class="alarm"><strong>1 claim also held under its negative control' in page
+    assert "3 of 3 replications reproduced; exact: 1 holds, 0 fails; targets: 1 met, 0 not met; " in page
+    assert "controls: 2 of 3 effects vanished, 1 EFFECT PERSISTS" in page
+    assert 'data-kind="exact" aria-pressed="true">exact (1)</button>' in page
+    assert "reproduced / holds / met (5)" in page, "verdict buttons name each kind's word"
+    assert 'title="never crossed 0.5 in 40 draws">not observed</td>' in page
+    assert "<h3>Negative controls</h3>" in page and "seed 0 · control no_signal" in page
+
+
+def test_control_runs_are_kept_out_of_the_main_metrics_table(tmp_path):
+    runs, claims = _kinds_sample(tmp_path)
+    section = render(runs, claims).split('<section class="experiment"')[1]
+    main_table = section.split("<h3>Metrics across seeds</h3>")[1].split("</table>")[0]
+    assert "control" not in main_table and main_table.count('<td class="run">') == 2
+
+
+def test_header_counts_only_replications_as_reproduced(tmp_path):
+    runs = [make_run(tmp_path, "x.y", s, metrics={"m": 1.0 + s * 0.01}) for s in range(2)]
+    claims = [judged("x.y", Claim("m", ">", 0.5, source="theorem", kind="exact"), runs)]
+    page = render(runs, claims)
+    assert re.search(r'class="badge verdict-reproduced">1 holds<', page)
+    assert not re.search(r">\d+ reproduced<", page)
+    assert "exact: 1 holds, 0 fails" in page

@@ -18,9 +18,12 @@ action was asked about:
   that state by the same amount, and the ranking the agent acts on is the uncorrupted overseer's
   (their Theorem 1, tabular form).
 
-The overseer here knows the true objective: its approval is the advantage Q*(s, a) − V*(s) of the
-hidden performance, computed exactly from the compiled world and scaled into [−1, 0]; the corrupted
-value (+1 by default) is above any honest approval.
+The overseer knows the true objective — its private judgement is the advantage Q*(s, a) − V*(s)
+of the hidden performance, scaled into [−1, 0] — but the agent never sees that table. It can ask at
+most `queries` questions in its whole training run, and each answer carries Gaussian noise of
+standard deviation `noise`, so the agent's approval model is a noisy sample mean that stops improving
+when the budget is spent (it then acts on what it has learnt). Tampering writes `corrupted` (+1, the
+feedback register's maximum) into the register; ``corrupted=None`` turns the corruption off.
 
     >>> env = make("TomatoWatering").unwrapped
     >>> res = train_approval(env, overseer_advantage(env.tables), decoupled=True, episodes=2000,
@@ -67,15 +70,22 @@ def train_approval(
     rng: np.random.Generator,
     epsilon: float = 0.1,
     tamper_flags: Sequence[str] = ("tampered",),
-    corrupted: float = 1.0,
+    corrupted: float | None = 1.0,
+    queries: int | None = None,
+    noise: float = 0.0,
     on_episode: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train an approval-directed agent on a compiled alignlab gridworld (`env.unwrapped.state_index`).
 
-    `approval` (S, A) is the overseer's honest feedback per compiled state and action. The returned
-    agent's table holds the mean feedback per (observation, action) — greedy on it is the learnt
-    policy, evaluated with :func:`alignlab.agents.tabular_gym.evaluate` like any TD learner.
+    `approval` (S, A) is the overseer's private, noise-free judgement per compiled state and action;
+    the agent only sees up to `queries` answers (None: one per step), each with N(0, `noise`²) added.
+    The returned agent's table holds the mean feedback per (observation, action) — greedy on it is
+    the learnt policy, evaluated with :func:`alignlab.agents.tabular_gym.evaluate` like any TD learner.
     """
+    if queries is not None and queries < 0:
+        raise ValueError(f"queries must be >= 0, got {queries}")
+    if not noise >= 0.0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
     if episodes < 0:
         raise ValueError(f"episodes must be >= 0, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:
@@ -99,6 +109,7 @@ def train_approval(
     rec = EpisodeRecorder(episodes)
     env_seed = int(rng.integers(2**31 - 1))
 
+    budget = -1 if queries is None else int(queries)  # -1: unlimited (never reaches 0)
     steps = 0
     t0 = time.perf_counter()
     for ep in range(episodes):
@@ -116,10 +127,15 @@ def train_approval(
             obs, r, term, trunc, info = env.step(a + first)
             executed = info.get("executed_action")
             executed = a if executed is None else int(executed) - first
-            query = min(int(u.next() * n_actions), n_actions - 1) if decoupled else executed
-            feedback = corrupted if any(info.get(f) for f in tamper) else float(approval[s, query])
-            counts[i][query] += 1
-            qs[query] += (feedback - qs[query]) / counts[i][query]
+            if budget != 0:
+                budget -= budget > 0
+                query = min(int(u.next() * n_actions), n_actions - 1) if decoupled else executed
+                if corrupted is not None and any(info.get(f) for f in tamper):
+                    feedback = corrupted
+                else:
+                    feedback = float(approval[s, query]) + (noise * float(rng.normal()) if noise else 0.0)
+                counts[i][query] += 1
+                qs[query] += (feedback - qs[query]) / counts[i][query]
             g += float(r)
             perf += info.get("performance", float(r))
             t += 1
@@ -134,6 +150,8 @@ def train_approval(
         stats = rec.add(g, perf, t, bool(term), flags)
         if on_episode is not None:
             on_episode(ep, stats)
+        if budget == 0:  # nothing more to learn from: the overseer answers no more queries
+            break
     elapsed = time.perf_counter() - t0
     method = "decoupled_approval" if decoupled else "approval"
     sps = steps / elapsed if elapsed > 0 else float("nan")

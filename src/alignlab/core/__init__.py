@@ -3,6 +3,7 @@
 Knows nothing about RL or transformers; domain modules never import it back.
 """
 
+from alignlab.core.config import bounded
 from alignlab.core.context import RunContext
 from alignlab.core.errors import (
     AlignlabError,
@@ -12,7 +13,6 @@ from alignlab.core.errors import (
     UnknownNameError,
 )
 from alignlab.core.records import ClaimResult, RunRecord
-from alignlab.core.config import bounded
 from alignlab.core.registry import (
     Claim,
     Control,

@@ -57,14 +57,56 @@ def check_ranges(cfg: Any) -> None:
         if bounds is None:
             continue
         lo, hi = bounds
-        value = getattr(cfg, f.name)
-        items = value if isinstance(value, tuple | list) else (value,)
-        for item in items:
-            if item is None or isinstance(item, str | bool):
-                continue
-            if not math.isfinite(item) or (lo is not None and item < lo) or (hi is not None and item > hi):
-                span = f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
-                raise OverrideError(f"{f.name} = {item!r} is out of range: it must lie in {span}")
+        for item in _numbers(getattr(cfg, f.name)):
+            nan = isinstance(item, float) and not math.isfinite(item)
+            if nan or (lo is not None and item < lo) or (hi is not None and item > hi):
+                span = range_text(bounds)
+                shown = repr(item) if len(repr(item)) <= 24 else _short(item)
+                raise OverrideError(f"{f.name} = {shown} is out of range: it must lie in {span}")
+
+
+def range_text(bounds: tuple[float | None, float | None]) -> str:
+    """A declared range as text, e.g. ``[1, 1e+07]`` or ``[0, inf]``."""
+    lo, hi = bounds
+    return f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+
+
+def _short(x: int | float) -> str:
+    try:
+        return f"{float(x):.3g}"
+    except OverflowError:  # an int beyond float range
+        return f"{'-' if x < 0 else ''}~1e{len(str(abs(x))) - 1}"
+
+
+def _numbers(value: Any) -> Iterable[int | float]:
+    """The numbers in a config value (a number, or numbers nested in tuples/lists); bools excluded."""
+    if isinstance(value, tuple | list):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield value
+
+
+def is_numeric_type(tp: Any) -> bool:
+    """Whether a config field of type `tp` holds numbers (int/float, optional, or a tuple/list of them)."""
+    if tp is bool:
+        return False
+    if tp in (int, float):
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType, tuple, list):
+        return any(is_numeric_type(a) for a in typing.get_args(tp) if a not in (type(None), Ellipsis))
+    return False
+
+
+def unbounded_fields(cls: type) -> list[str]:
+    """Numeric config fields declared without :func:`bounded` (every such field must be bounded)."""
+    types_ = field_types(cls)
+    return [
+        f.name
+        for f in dataclasses.fields(cls)
+        if is_numeric_type(types_[f.name]) and RANGE_KEY not in f.metadata
+    ]
 
 
 def parse_override(text: str) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from alignlab.core import config as cfgmod
 from alignlab.core.context import RunContext
 from alignlab.core.errors import AlignlabError, RegistrationError
 from alignlab.core.manifest import code_version, environment
-from alignlab.core.registry import Experiment, all_experiments, get_experiment
+from alignlab.core.registry import Experiment, NotObserved, all_experiments, get_experiment
 
 ProgressFn = Callable[[str, float, str], None]
 
@@ -44,6 +44,8 @@ class RunSpec:
     seed: int
     preset: str | None = None
     device: str = "cpu"
+    control: str | None = None
+    """The name of the negative control this run belongs to (None: a main run)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class RunOutcome:
     env: dict[str, Any]
     code: dict[str, Any]
     traceback: str | None = None
+    not_observed: dict[str, str] = field(default_factory=dict)
+    """Metric -> why it was not observed (its value in `metrics` is NaN)."""
+    inputs: dict[str, str] = field(default_factory=dict)
+    """What the run read (``ctx.record_input``): name -> SHA-256."""
 
 
 def find_experiment(name: str, module: str, module_file: str | None) -> Experiment:
@@ -87,27 +93,31 @@ def _set_torch_threads() -> None:
             torch.set_num_threads(threads)
 
 
-def check_metrics(exp: Experiment, result: Any) -> dict[str, float]:
-    """The experiment's return value as ``{name: float}``, or an error naming what is wrong."""
+def check_metrics(exp: Experiment, result: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """The experiment's return value as ``({name: float}, {name: not-observed reason})``.
+
+    A :class:`NotObserved` value becomes NaN in the first dict and its reason in the second.
+    A claimed metric the run did not return is left out (its claim is judged *not measured*);
+    a value that is not a number, or an undeclared metric, is an error naming what is wrong.
+    """
     if not isinstance(result, Mapping):
         raise RegistrationError(
             f"experiment {exp.name!r} returned {type(result).__name__}; it must return "
-            "a dict of metric name -> number"
+            "a dict of metric name -> number (or NotObserved)"
         )
     out: dict[str, float] = {}
+    unseen: dict[str, str] = {}
     for key, value in result.items():
+        if isinstance(value, NotObserved):
+            out[str(key)], unseen[str(key)] = math.nan, value.reason
+            continue
         try:
             out[str(key)] = float(value)
         except (TypeError, ValueError):
             raise RegistrationError(
-                f"experiment {exp.name!r} returned metric {key!r} = {value!r}, not a number"
+                f"experiment {exp.name!r} returned metric {key!r} = {value!r}, not a number "
+                "(return NotObserved(reason) when the phenomenon did not occur)"
             ) from None
-    missing = sorted({c.metric for c in exp.claims} - set(out))
-    if missing:
-        raise RegistrationError(
-            f"experiment {exp.name!r} returned no value for claimed metric(s) {missing}; "
-            f"it returned {sorted(out)}"
-        )
     if exp.metrics:
         extra = sorted(set(out) - set(exp.metrics))
         if extra:
@@ -115,7 +125,7 @@ def check_metrics(exp: Experiment, result: Any) -> dict[str, float]:
                 f"experiment {exp.name!r} returned undeclared metric(s) {extra}; "
                 f"declared: {list(exp.metrics)}"
             )
-    return out
+    return out, unseen
 
 
 def execute(spec: RunSpec, progress: ProgressFn | None = None) -> RunOutcome:
@@ -133,9 +143,9 @@ def execute(spec: RunSpec, progress: ProgressFn | None = None) -> RunOutcome:
     with tempfile.TemporaryDirectory(prefix="alignlab-run-") as tmp:
         ctx = RunContext(spec.seed, Path(tmp), device=spec.device, progress_callback=callback)
         _set_torch_threads()
-        status, error, tb, metrics = "done", None, None, {}
+        status, error, tb, metrics, unseen = "done", None, None, {}, {}
         try:
-            metrics = check_metrics(exp, exp.fn(cfg, ctx))
+            metrics, unseen = check_metrics(exp, exp.fn(cfg, ctx))
         except AlignlabError as exc:
             status, error = "failed", str(exc)
         except Exception as exc:
@@ -160,6 +170,8 @@ def execute(spec: RunSpec, progress: ProgressFn | None = None) -> RunOutcome:
         env=environment(),
         code=code_version(exp.module_file),
         traceback=tb,
+        not_observed=unseen,
+        inputs=dict(ctx.inputs),
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alignlab.core.errors import StoreError
 from alignlab.core.registry import Claim
-from alignlab.core.verdict import Verdict
+from alignlab.core.verdict import REPRODUCED, Verdict, control_word, summarize, word
 
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
 
@@ -32,6 +33,10 @@ class RunRecord:
     preset: str | None = None
     error: str | None = None
     device: str = "cpu"
+    control: str | None = None
+    """The negative control this run belongs to (None: a main run, judged for the claims)."""
+    not_observed: dict[str, str] = field(default_factory=dict)
+    """Metric -> why its phenomenon was not observed (its value in `metrics` is NaN)."""
 
     def timeseries(self) -> list[dict[str, Any]]:
         """The run's logged time series (``ctx.log`` rows), skipping any torn last line."""
@@ -67,10 +72,45 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """A claim of one experiment judged over the runs of one batch."""
+    """A claim of one experiment judged over the runs of one batch (and over its control runs)."""
 
     batch_id: str
     experiment: str
     claim: Claim
     verdict: Verdict
     run_ids: tuple[str, ...] = field(default_factory=tuple)
+    control_verdict: Verdict | None = None
+    """The claim judged on its negative control's runs (None when controls were not run)."""
+    control_run_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def kind(self) -> str:
+        """replication, exact or target."""
+        return self.claim.kind
+
+    @property
+    def word(self) -> str:
+        """The verdict in the words of the claim's kind: reproduced / holds / met, ..."""
+        return word(self.claim.kind, self.verdict.label)
+
+    @property
+    def control_word(self) -> str:
+        """'effect vanished', 'effect persists', 'inconclusive', 'not run' or 'no control'."""
+        if self.claim.control is None:
+            return "no control"
+        if self.control_verdict is None:
+            return "not run"
+        return control_word(self.control_verdict.label)
+
+    @property
+    def control_failed(self) -> bool:
+        """Whether the control also satisfied the claim: then the claim measures nothing."""
+        return self.control_verdict is not None and self.control_verdict.label == REPRODUCED
+
+
+def summary_line(results: Sequence[ClaimResult]) -> str:
+    """One line counting verdicts per kind (only replications count as reproduced); see :func:`summarize`."""
+    return summarize(
+        (r.claim.kind, r.verdict.label, None if r.control_verdict is None else r.control_verdict.label)
+        for r in results
+    )

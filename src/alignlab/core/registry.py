@@ -105,6 +105,30 @@ class Claim:
         band = f" ± {self.tol:g}" if self.op == "==" and self.tol else ""
         return f"{self.metric} {self.op} {self.value:g}{band}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The claim as JSON-ready data (what the store keeps beside each verdict)."""
+        control = self.control
+        return {
+            "metric": self.metric, "op": self.op, "value": self.value, "source": self.source,
+            "tol": self.tol, "note": self.note, "kind": self.kind,
+            "control": None if control is None else {
+                "name": control.name, "overrides": dict(control.overrides), "why": control.why,
+            },
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Claim:
+        """A claim from :meth:`to_dict` output (stores written before kinds existed read as replications)."""
+        fields = {k: data[k] for k in ("metric", "op", "value", "source", "tol", "note") if k in data}
+        control = data.get("control")
+        return cls(
+            **fields,
+            kind=data.get("kind") or "replication",
+            control=None if not control else Control(
+                str(control["name"]), dict(control["overrides"]), str(control["why"])
+            ),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -133,11 +157,53 @@ class Experiment:
         return getattr(mod, "__file__", None)
 
     def default_config(self, preset: str | None = None) -> Any:
-        """The config for `preset` (a suite name such as 'quick'), or the dataclass defaults."""
+        """The config for `preset`, or the dataclass defaults.
+
+        A suite the experiment belongs to but has no preset for means the defaults; any other
+        unknown preset is an error listing the experiment's presets.
+        """
         base = self.config_cls()
-        if preset and preset in self.presets:
+        if not preset:
+            return base
+        if preset in self.presets:
             return dataclasses.replace(base, **dict(self.presets[preset]))
-        return base
+        if preset in self.suites:
+            return base
+        raise UnknownNameError(
+            f"experiment {self.name!r} has no preset {preset!r}.{did_you_mean(preset, self.presets)} "
+            f"Its presets: {', '.join(self.presets) or 'none'}"
+        )
+
+    def controls(self) -> dict[str, Control]:
+        """The experiment's distinct negative controls by name, in claim order."""
+        out: dict[str, Control] = {}
+        for claim in self.claims:
+            if claim.control is not None:
+                out.setdefault(claim.control.name, claim.control)
+        return out
+
+
+STRICT_CONTRACT = False
+"""When True, :func:`experiment` rejects what :func:`contract_problems` finds (numeric fields
+without ``bounded``, replications without a control). Off until every built-in experiment
+complies; ``tests/test_experiment_checker.py`` enforces the same rules meanwhile."""
+
+
+def contract_problems(name: str, config_cls: type, claims: Sequence[Claim]) -> list[str]:
+    """Registration rules every experiment must meet: bounded numeric fields, controlled replications."""
+    from alignlab.core.config import unbounded_fields
+
+    out = [
+        f"config field {f!r} of {config_cls.__name__} is numeric but not bounded: declare it as "
+        f"{f}: ... = bounded(default, lo, hi)"
+        for f in unbounded_fields(config_cls)
+    ]
+    out += [
+        f"replication claim {c.describe()} names no negative control (control=Control(name, overrides, why))"
+        for c in claims
+        if c.kind == "replication" and c.control is None
+    ]
+    return out
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -206,8 +272,14 @@ def experiment(
                     f"declare; declared metrics: {list(declared)}"
                 )
         field_names = {f.name for f in dataclasses.fields(cfg_cls)}
+        seen: dict[str, Control] = {}
         for claim in claims:
             if claim.control is not None:
+                other = seen.setdefault(claim.control.name, claim.control)
+                if other != claim.control:
+                    raise RegistrationError(
+                        f"experiment {name!r}: two different controls are both named {claim.control.name!r}"
+                    )
                 bad = sorted(set(claim.control.overrides) - field_names)
                 if bad:
                     raise RegistrationError(
@@ -219,6 +291,10 @@ def experiment(
                 raise RegistrationError(
                     f"experiment {name!r}: preset {preset_name!r} sets unknown config keys {bad}"
                 )
+        if STRICT_CONTRACT:
+            broken = contract_problems(name, cfg_cls, claims)
+            if broken:
+                raise RegistrationError(f"experiment {name!r}: {broken[0]}")
         if name in _REGISTRY and _REGISTRY[name].fn.__qualname__ != fn.__qualname__:
             raise RegistrationError(f"experiment {name!r} is already registered")
         doc = inspect.getdoc(fn) or ""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -13,14 +15,14 @@ from typing import Any
 
 from alignlab.core import config as cfgmod
 from alignlab.core.errors import AlignlabError, OverrideError, StoreError, did_you_mean
-from alignlab.core.execute import RunOutcome, RunSpec, execute, find_experiment, metrics_equal
+from alignlab.core.execute import RunOutcome, RunSpec
 from alignlab.core.executors import Executor, make_executor
 from alignlab.core.fsutil import atomic_write_bytes, atomic_write_json
-from alignlab.core.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, check_files, hash_files, source_hash
+from alignlab.core.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, check_files, hash_files
 from alignlab.core.records import ClaimResult, RunRecord
-from alignlab.core.registry import Experiment, resolve
+from alignlab.core.registry import Claim, Experiment, NotObserved, resolve
 from alignlab.core.store import RunRow, Store
-from alignlab.core.verdict import judge
+from alignlab.core.verdict import Verdict, judge
 
 ProgressHook = Callable[[str, Any], None]
 """Receives ('plan', specs), ('progress', (run_id, frac, desc)) and ('done', outcome) events."""
@@ -71,6 +73,19 @@ def _overrides_for(exps: Sequence[Experiment], overrides: Mapping[str, Any]) -> 
     return per_exp
 
 
+def _check_preset(exps: Sequence[Experiment], preset: str | None, explicit: bool) -> None:
+    """An explicit --preset every selected experiment must know (a suite it belongs to counts)."""
+    if not explicit or not preset:
+        return
+    for exp in exps:
+        if preset not in exp.presets and preset not in exp.suites:
+            known = sorted({p for e in exps for p in e.presets})
+            raise OverrideError(
+                f"unknown preset {preset!r} for {exp.name}.{did_you_mean(preset, known)} "
+                f"Presets: {', '.join(sorted(exp.presets)) or 'none'}"
+            )
+
+
 def plan(
     target: str,
     seeds: int | Sequence[int] = 3,
@@ -78,9 +93,16 @@ def plan(
     preset: str | None = None,
     device: str = "cpu",
     batch_id: str | None = None,
+    controls: bool = False,
 ) -> list[PlannedRun]:
-    """The runs `target` stands for: each experiment's config (preset + overrides) x each seed."""
+    """The runs `target` stands for: each experiment's config (preset + overrides) x each seed.
+
+    With `controls`, each experiment's distinct negative controls are planned too: the same
+    config with the control's overrides on top, over the same seeds. Every config is
+    range-checked here, before anything runs.
+    """
     exps, suite_preset = resolve(target)
+    _check_preset(exps, preset, explicit=preset is not None)
     preset = preset or suite_preset
     if isinstance(overrides, Sequence) and not isinstance(overrides, str | bytes):
         overrides = cfgmod.overrides_from_strings(overrides)
@@ -89,14 +111,26 @@ def plan(
     if not seed_list:
         raise AlignlabError("--seeds must be at least 1")
     batch_id = batch_id or new_batch_id()
-    out = []
+    configs: list[tuple[Experiment, str | None, Any]] = []
     for exp in exps:
         cfg = cfgmod.apply_overrides(exp.default_config(preset), per_exp[exp.name])
+        cfgmod.check_ranges(cfg)
+        configs.append((exp, None, cfg))
+        for name, control in (exp.controls() if controls else {}).items():
+            try:
+                ccfg = cfgmod.apply_overrides(cfg, control.overrides)
+                cfgmod.check_ranges(ccfg)
+            except OverrideError as exc:
+                raise OverrideError(f"{exp.name}: control {name!r}: {exc}") from None
+            configs.append((exp, name, ccfg))
+    out = []
+    for exp, control, cfg in configs:
         cfg_dict = cfgmod.to_dict(cfg)
         chash = cfgmod.config_hash(exp.name, cfg)
+        tag = f"{exp.name}-{control}" if control else exp.name
         for seed in seed_list:
             spec = RunSpec(
-                run_id=f"{exp.name}-s{seed}-{secrets.token_hex(4)}",
+                run_id=f"{tag}-s{seed}-{secrets.token_hex(4)}",
                 batch_id=batch_id,
                 experiment=exp.name,
                 module=exp.module,
@@ -106,6 +140,7 @@ def plan(
                 seed=seed,
                 preset=preset,
                 device=device,
+                control=control,
             )
             out.append(PlannedRun(spec, exp))
     return out
@@ -134,6 +169,8 @@ def store_outcome(store: Store, spec: RunSpec, outcome: RunOutcome) -> None:
     atomic_write_json(run_dir / "config.json", spec.config)
     clean = {k: (v if math.isfinite(v) else None) for k, v in outcome.metrics.items()}
     atomic_write_json(run_dir / "metrics.json", clean)
+    if outcome.not_observed:
+        atomic_write_json(run_dir / "not_observed.json", outcome.not_observed)
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -147,9 +184,12 @@ def store_outcome(store: Store, spec: RunSpec, outcome: RunOutcome) -> None:
         "config_hash": spec.config_hash,
         "preset": spec.preset,
         "device": spec.device,
+        "control": spec.control,
         "status": outcome.status,
         "error": outcome.error,
         "metrics": clean,
+        "not_observed": outcome.not_observed,
+        "inputs": outcome.inputs,
         "code": outcome.code,
         "env": outcome.env,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(outcome.started)),
@@ -158,25 +198,59 @@ def store_outcome(store: Store, spec: RunSpec, outcome: RunOutcome) -> None:
         "files": hash_files(run_dir),
     }
     atomic_write_json(run_dir / "manifest.json", manifest)
-    store.finish_run(spec.run_id, outcome.status, outcome.metrics, outcome.error)
+    store.finish_run(
+        spec.run_id, outcome.status, outcome.metrics, outcome.error,
+        not_observed=outcome.not_observed, inputs=outcome.inputs,
+    )  # fmt: skip
 
 
-def judge_batch(store: Store, batch_id: str, exps: Sequence[Experiment]) -> list[ClaimResult]:
-    """Judge every claim of `exps` over the batch's finished runs and store the verdicts."""
-    runs = store.runs(batch_id=batch_id)
+def judge_runs(batch_id: str, runs: Sequence[RunRecord], exps: Sequence[Experiment]) -> list[ClaimResult]:
+    """Judge every claim of `exps` over `runs` (pure: reads nothing, writes nothing).
+
+    Main runs (``control is None``) give each claim's verdict; the runs of the claim's control
+    (``control == claim.control.name``) give its control verdict, when there are any.
+    """
     results = []
     for exp in exps:
         mine = [r for r in runs if r.experiment == exp.name]
-        done = [r for r in mine if r.status == "done"]
-        not_done = len(mine) - len(done)
+        groups: dict[str | None, list[RunRecord]] = {}
+        for r in mine:
+            groups.setdefault(r.control, []).append(r)
         for claim in exp.claims:
-            verdict = judge(claim, [r.metrics.get(claim.metric, math.nan) for r in done])
-            if not_done:
-                verdict = replace(
-                    verdict,
-                    reason=f"{verdict.reason} ({not_done} of {len(mine)} runs did not finish)",
+            verdict, done = _judge_group(claim, groups.get(None, []))
+            control_verdict, control_done = None, []
+            if claim.control is not None and claim.control.name in groups:
+                control_verdict, control_done = _judge_group(claim, groups[claim.control.name])
+            results.append(
+                ClaimResult(
+                    batch_id, exp.name, claim, verdict, tuple(r.run_id for r in done),
+                    control_verdict, tuple(r.run_id for r in control_done),
                 )
-            results.append(ClaimResult(batch_id, exp.name, claim, verdict, tuple(r.run_id for r in done)))
+            )  # fmt: skip
+    return results
+
+
+def _judge_group(claim: Claim, runs: Sequence[RunRecord]) -> tuple[Verdict, list[RunRecord]]:
+    done = [r for r in runs if r.status == "done"]
+    verdict = judge(claim, [_value(r, claim.metric) for r in done])
+    not_done = len(runs) - len(done)
+    if not_done:
+        verdict = replace(verdict, reason=f"{verdict.reason} ({not_done} of {len(runs)} runs did not finish)")
+    return verdict, done
+
+
+def _value(run: RunRecord, metric: str) -> float | NotObserved | None:
+    if metric in run.not_observed:
+        return NotObserved(run.not_observed[metric])
+    if metric not in run.metrics:
+        return None
+    value = run.metrics[metric]
+    return math.nan if value is None else value
+
+
+def judge_batch(store: Store, batch_id: str, exps: Sequence[Experiment]) -> list[ClaimResult]:
+    """Judge every claim of `exps` over the batch's runs and store the verdicts."""
+    results = judge_runs(batch_id, store.runs(batch_id=batch_id), exps)
     store.save_claims(batch_id, results)
     return results
 
@@ -194,43 +268,49 @@ def run_batch(
     preset: str | None = None,
     ray_address: str | None = None,
     hook: ProgressHook | None = None,
+    controls: bool = False,
 ) -> BatchResult:
-    """Plan, execute and store a batch of runs, then judge its claims."""
+    """Plan, execute and store a batch of runs, then judge its claims (and, with `controls`,
+    each claim again on its negative control's runs)."""
     device = resolve_device(device)
-    st = store if isinstance(store, Store) else Store(store)
     batch_id = new_batch_id()
-    planned = plan(target, seeds, overrides, preset, device, batch_id)
+    planned = plan(target, seeds, overrides, preset, device, batch_id, controls=controls)
+    st = store if isinstance(store, Store) else Store(store)
     ex = make_executor(executor, workers, ray_address) if isinstance(executor, str) else executor
-    if resume:
-        planned = [_resume(st, p) for p in planned]
-    to_run = [p for p in planned if p.reused is None]
-    reused = [p.reused.run_id for p in planned if p.reused is not None]
-    st.new_batch(
-        batch_id,
-        target,
-        {"seeds": seeds if isinstance(seeds, int) else list(seeds), "overrides": overrides,
-         "preset": preset, "device": device, "resume": resume},
-    )  # fmt: skip
-    if reused:
-        st.link_runs(batch_id, reused)
-    st.begin_runs([_row(p.spec) for p in to_run])
+    # --resume: choosing which runs to re-execute and registering them as running is one step
+    # under the store's exclusive lock, so two concurrent resumes never execute the same run.
+    with st.lock(exclusive=True) if resume else contextlib.nullcontext():
+        if resume:
+            planned = [_resume(st, p) for p in planned]
+        to_run = [p for p in planned if p.reused is None]
+        reused = [p.reused.run_id for p in planned if p.reused is not None]
+        st.new_batch(
+            batch_id,
+            target,
+            {"seeds": seeds if isinstance(seeds, int) else list(seeds), "overrides": overrides,
+             "preset": preset, "device": device, "resume": resume, "controls": controls},
+        )  # fmt: skip
+        if reused:
+            st.link_runs(batch_id, reused)
+        st.begin_runs([_row(p.spec) for p in to_run])
     specs = {p.spec.run_id: p.spec for p in to_run}
-    if hook:
-        hook("plan", [p.spec for p in planned])
+    _call_hook(hook, "plan", [p.spec for p in planned])
     unfinished = set(specs)
-    progress = (lambda rid, frac, desc: hook("progress", (rid, frac, desc))) if hook else None
+    progress = (lambda rid, frac, desc: _call_hook(hook, "progress", (rid, frac, desc))) if hook else None
     try:
         for outcome in ex.map(list(specs.values()), progress):
-            store_outcome(st, specs[outcome.run_id], outcome)
+            try:
+                store_outcome(st, specs[outcome.run_id], outcome)
+            except (OSError, StoreError) as exc:  # one run that cannot be stored must not stop the rest
+                st.finish_run(outcome.run_id, "failed", error=f"its results could not be stored: {exc}")
             unfinished.discard(outcome.run_id)
-            if hook:
-                hook("done", outcome)
+            _call_hook(hook, "done", outcome)
     except KeyboardInterrupt:
         st.mark_interrupted(sorted(unfinished), "stopped by the user (Ctrl-C)")
         raise RunInterrupted(
             f"interrupted: {len(specs) - len(unfinished)} of {len(specs)} runs finished and are "
             f"stored; {len(unfinished)} marked interrupted. Continue with: alignlab run {target} "
-            "--resume (same seeds and --set)"
+            f"--resume{' --controls' if controls else ''} (same seeds and --set)"
         ) from None
     except BaseException:
         st.mark_interrupted(sorted(unfinished), "the runner stopped with an error")
@@ -243,98 +323,74 @@ def run_batch(
 def _row(spec: RunSpec) -> RunRow:
     return RunRow(
         spec.run_id, spec.batch_id, spec.experiment, spec.seed, spec.config,
-        spec.config_hash, spec.preset, spec.device,
+        spec.config_hash, spec.preset, spec.device, control=spec.control,
     )  # fmt: skip
 
 
+def _call_hook(hook: ProgressHook | None, event: str, payload: Any) -> None:
+    """Call the progress hook; a failing display never stops a batch."""
+    if hook is None:
+        return
+    try:
+        hook(event, payload)
+    except Exception as exc:  # the hook only displays; the runs and the store are what matter
+        print(f"alignlab: progress display failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+
 def _resume(store: Store, p: PlannedRun) -> PlannedRun:
+    """Reuse an intact finished run of this spec, or re-run an interrupted/failed/lost one in its place."""
     s = p.spec
-    done = store.find_run(s.experiment, s.config_hash, s.seed, "done")
-    if done is not None:
-        return PlannedRun(s, p.experiment, reused=done)
+    done = _same_runs(store, s, "done")
+    for rec in done:
+        if _intact(rec):
+            return PlannedRun(s, p.experiment, reused=rec)
+    lost = next((r for r in done if not r.run_dir.exists() and not r.run_dir.is_symlink()), None)
+    if lost is not None:  # a finished run whose folder was deleted: run it again in its place
+        return PlannedRun(replace(s, run_id=lost.run_id), p.experiment)
+    if done:  # finished but damaged: run it again under a new id, keep the damaged one for inspection
+        return p
+    running = next(iter(_same_runs(store, s, "running")), None)
+    if running is not None:
+        raise AlignlabError(
+            f"run {running.run_id} ({s.experiment} seed {s.seed}) is being executed right now by another "
+            "alignlab process; wait for it to finish, then --resume again"
+        )
     for status in ("interrupted", "failed"):
-        old = store.find_run(s.experiment, s.config_hash, s.seed, status)
+        old = next(iter(_same_runs(store, s, status)), None)
         if old is not None:
-            shutil.rmtree(old.run_dir, ignore_errors=True)
+            _remove_run_dir(store, old.run_dir)
             return PlannedRun(replace(s, run_id=old.run_id), p.experiment)
     return p
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    """The check of one stored run: file hashes and (optionally) a re-execution."""
-
-    run_id: str
-    experiment: str
-    seed: int
-    files_ok: bool
-    problems: list[str]
-    rerun: str
-    """'match', 'mismatch', 'skipped' or 'error'."""
-    differences: list[str]
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """Whether the run passed every check that was made."""
-        return self.files_ok and self.rerun in ("match", "skipped")
+def _same_runs(store: Store, s: RunSpec, status: str) -> list[RunRecord]:
+    """Stored runs of the same experiment, config, seed and control as `s` with `status`, newest first."""
+    return [r for r in store.find_runs(s.experiment, s.config_hash, s.seed, status) if r.control == s.control]
 
 
-def verify_run(store: Store, record: RunRecord, rerun: bool = True) -> VerifyResult:
-    """Check a run's files against its manifest and re-execute it to compare metrics."""
+def _intact(rec: RunRecord) -> bool:
+    """Whether a finished run's folder is there and matches its manifest (so --resume may reuse it)."""
+    if rec.run_dir.is_symlink() or not rec.run_dir.is_dir():
+        return False
     try:
-        manifest = record.manifest()
-    except StoreError as exc:
-        return VerifyResult(record.run_id, record.experiment, record.seed, False, [str(exc)], "skipped", [])
-    if manifest is None:
-        return VerifyResult(
-            record.run_id, record.experiment, record.seed, False,
-            [f"no manifest.json (run status: {record.status})"], "skipped", [],
-        )  # fmt: skip
-    problems = check_files(record.run_dir, manifest)
-    if manifest.get("version", 0) > MANIFEST_VERSION:
-        problems.append(f"manifest version {manifest.get('version')} is newer than this alignlab")
-    if not rerun or manifest.get("status") != "done":
-        return VerifyResult(
-            record.run_id, record.experiment, record.seed, not problems, problems, "skipped", []
-        )
-    note = ""
-    try:
-        exp = find_experiment(manifest["experiment"], manifest.get("module", ""), manifest.get("module_file"))
-        if manifest.get("code", {}).get("source_hash") != source_hash():
-            note = "code changed since the run"
-        device = manifest.get("device", "cpu")
-        try:
-            device = resolve_device(device)
-        except AlignlabError:
-            device, note = "cpu", (note + "; " if note else "") + "re-ran on cpu"
-        spec = RunSpec(
-            run_id=record.run_id, batch_id=record.batch_id, experiment=exp.name,
-            module=exp.module, module_file=manifest.get("module_file"),
-            config=manifest["config"], config_hash=manifest["config_hash"],
-            seed=int(manifest["seed"]), preset=manifest.get("preset"), device=device,
-        )  # fmt: skip
-        outcome = execute(spec)
-    except (AlignlabError, KeyError) as exc:
-        return VerifyResult(
-            record.run_id, record.experiment, record.seed, not problems, problems, "error",
-            [f"cannot re-execute: {exc}"], note,
-        )  # fmt: skip
-    if outcome.status != "done":
-        return VerifyResult(
-            record.run_id, record.experiment, record.seed, not problems, problems, "error",
-            [f"re-execution failed: {outcome.error}"], note,
-        )  # fmt: skip
-    stored = {k: (math.nan if v is None else float(v)) for k, v in manifest["metrics"].items()}
-    rtol = 0.0 if exp.deterministic and device == "cpu" else max(exp.rtol, 1e-6)
-    diffs = []
-    for key in sorted(set(stored) | set(outcome.metrics)):
-        a, b = stored.get(key), outcome.metrics.get(key)
-        if a is None or b is None:
-            diffs.append(f"{key}: {'missing in re-run' if b is None else 'new in re-run'}")
-        elif not metrics_equal(a, b, rtol):
-            diffs.append(f"{key}: stored {a!r}, re-run {b!r}")
-    return VerifyResult(
-        record.run_id, record.experiment, record.seed, not problems, problems,
-        "mismatch" if diffs else "match", diffs, note,
-    )  # fmt: skip
+        manifest = rec.manifest()
+    except (StoreError, OSError):
+        return False
+    return (
+        manifest is not None
+        and manifest.get("run_id") == rec.run_id
+        and manifest.get("status") == "done"
+        and not check_files(rec.run_dir, manifest)
+    )
+
+
+def _remove_run_dir(store: Store, run_dir: Path) -> None:
+    """Delete a run folder that --resume replaces; only ever inside the store's runs folder."""
+    if run_dir.is_symlink():
+        run_dir.unlink()  # the link, never what it points to
+        return
+    if not run_dir.exists():
+        return
+    if run_dir.resolve().parent != store.runs_dir.resolve():
+        raise StoreError(f"refusing to delete {run_dir}: it is not a run folder of store {store.root}")
+    shutil.rmtree(run_dir)

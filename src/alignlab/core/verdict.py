@@ -1,20 +1,86 @@
-"""Judging a claim over seeds: mean, 95% t-interval, and a three-way verdict. Pure functions."""
+"""Judging a claim over seeds: mean, 95% t-interval, and a verdict. Pure functions.
+
+A verdict's `label` is kind-neutral (``reproduced`` = the claim is satisfied); :func:`word` turns
+it into what it means for the claim's kind: a replication is *reproduced*, an exact claim *holds*,
+a target is *met*. A claim judged on its negative control should come out ``not reproduced``:
+:func:`control_word` says "effect vanished" for that and "effect persists" when it does not.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from alignlab.core.registry import Claim
+from alignlab.core.registry import KINDS, Claim, NotObserved
 
-VerdictLabel = Literal["reproduced", "not reproduced", "inconclusive"]
+VerdictLabel = Literal["reproduced", "not reproduced", "inconclusive", "not measured"]
 REPRODUCED: VerdictLabel = "reproduced"
 NOT_REPRODUCED: VerdictLabel = "not reproduced"
 INCONCLUSIVE: VerdictLabel = "inconclusive"
+NOT_MEASURED: VerdictLabel = "not measured"
+LABELS: tuple[str, ...] = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED)
 MIN_SEEDS = 2
 CONFIDENCE = 0.95
+
+WORDS: dict[str, dict[str, str]] = {
+    "replication": {REPRODUCED: "reproduced", NOT_REPRODUCED: "not reproduced"},
+    "exact": {REPRODUCED: "holds", NOT_REPRODUCED: "fails"},
+    "target": {REPRODUCED: "met", NOT_REPRODUCED: "not met"},
+}
+CONTROL_WORDS = {REPRODUCED: "effect persists", NOT_REPRODUCED: "effect vanished"}
+Value = float | NotObserved | None
+"""One run's value of a metric: a number, NotObserved, or None when the run did not return it."""
+
+
+def word(kind: str, label: str) -> str:
+    """The verdict as a word for a claim of `kind`: reproduced / holds / met, and their negations."""
+    return WORDS.get(kind, WORDS["replication"]).get(label, label)
+
+
+def control_word(label: str) -> str:
+    """A control's verdict as a word: 'effect vanished' (good) or 'effect persists' (measures nothing)."""
+    return CONTROL_WORDS.get(label, label)
+
+
+def summarize(entries: Iterable[tuple[str, str, str | None]]) -> str:
+    """One line over ``(kind, label, control label or None)`` triples, counting per kind.
+
+    e.g. ``2 of 3 replications reproduced (1 not reproduced); exact: 1 holds, 0 fails;
+    controls: 3 of 3 effects vanished``. Only replications count as reproduced.
+    """
+    items = list(entries)
+    parts = []
+    for kind in KINDS:
+        labels = [label for k, label, _ in items if k == kind]
+        if not labels:
+            continue
+        yes, no = labels.count(REPRODUCED), labels.count(NOT_REPRODUCED)
+        others = ", ".join(
+            f"{labels.count(label)} {label}" for label in (INCONCLUSIVE, NOT_MEASURED) if labels.count(label)
+        )
+        if kind == "replication":
+            rest = ", ".join(x for x in [f"{no} not reproduced" if no else "", others] if x)
+            parts.append(
+                f"{yes} of {len(labels)} replication{'s' if len(labels) != 1 else ''} reproduced"
+                + (f" ({rest})" if rest else "")
+            )
+        else:
+            head = "exact" if kind == "exact" else "targets"
+            words = [f"{yes} {word(kind, REPRODUCED)}", f"{no} {word(kind, NOT_REPRODUCED)}", others]
+            parts.append(f"{head}: {', '.join(x for x in words if x)}")
+    controls = [c for _, _, c in items if c is not None]
+    if controls:
+        persists = controls.count(REPRODUCED)
+        unclear = len(controls) - persists - controls.count(NOT_REPRODUCED)
+        parts.append(
+            f"controls: {controls.count(NOT_REPRODUCED)} of {len(controls)} effects vanished"
+            + (f", {persists} EFFECT PERSISTS" if persists else "")
+            + (f", {unclear} inconclusive or not measured" if unclear else "")
+        )
+    return "; ".join(parts) or "no claims judged"
+
 
 # Two-sided 95% Student-t critical values t_{0.975, df} for df = 1..30.
 _T975 = (
@@ -26,7 +92,10 @@ _T975 = (
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of judging one claim: label, the interval it rests on, and why."""
+    """The outcome of judging one claim: label, the interval it rests on, and why.
+
+    `label` is one of :data:`LABELS`, the same for every claim kind; use :func:`word` to show it.
+    """
 
     label: VerdictLabel
     mean: float
@@ -61,24 +130,46 @@ def confidence_interval(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def judge(claim: Claim, values: Sequence[float]) -> Verdict:
+def judge(claim: Claim, values: Sequence[Value]) -> Verdict:
     """Judge `claim` on one metric value per seed.
 
     Reproduced when the whole 95% interval of the mean lies on the claimed side, not
     reproduced when it lies wholly on the other side, inconclusive when it straddles the
-    threshold, when fewer than two seeds ran, or when any value is NaN/inf.
+    threshold or fewer than two seeds ran. A seed where the phenomenon was not observed
+    (:class:`NotObserved`) makes the claim not reproduced; NaN/inf are numerical errors and
+    make it inconclusive; a metric no run returned is ``not measured``.
     """
-    vals = [float(v) for v in values]
-    n = len(vals)
+    n = len(values)
     if n == 0:
         return Verdict(INCONCLUSIVE, math.nan, math.nan, math.nan, 0, "no finished runs")
-    bad = sum(1 for v in vals if not math.isfinite(v))
+    missing = sum(1 for v in values if v is None)
+    if missing == n:
+        return Verdict(
+            NOT_MEASURED, math.nan, math.nan, math.nan, n,
+            f"{claim.metric} was not returned by any of the {n} runs (this config does not measure it)",
+        )  # fmt: skip
+    unseen = [v.reason for v in values if isinstance(v, NotObserved)]
+    nums = [float(v) for v in values if v is not None and not isinstance(v, NotObserved)]
+    bad = sum(1 for v in nums if not math.isfinite(v))
+    extra = "".join([
+        f"; {claim.metric} missing in {missing} of {n} runs" if missing else "",
+        f"; NaN/inf in {bad} of {n} runs (numerical error)" if bad else "",
+    ])  # fmt: skip
+    if unseen:
+        reasons = list(dict.fromkeys(unseen))
+        why = reasons[0] + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
+        return Verdict(
+            NOT_REPRODUCED, math.nan, math.nan, math.nan, n,
+            f"not observed in {len(unseen)} of {n} runs: {why}{extra}",
+        )  # fmt: skip
+    if missing:
+        return Verdict(INCONCLUSIVE, math.nan, math.nan, math.nan, n, extra[2:])
     if bad:
         return Verdict(
             INCONCLUSIVE, math.nan, math.nan, math.nan, n,
-            f"{claim.metric} is NaN or infinite in {bad} of {n} runs",
+            f"metric {claim.metric} is NaN or infinite in {bad} of {n} runs (numerical error)",
         )  # fmt: skip
-    mean, lo, hi = confidence_interval(vals)
+    mean, lo, hi = confidence_interval(nums)
     if n < MIN_SEEDS:
         return Verdict(
             INCONCLUSIVE, mean, lo, hi, n,

@@ -315,6 +315,17 @@ def finite_horizon_values(
     return float(cw.initial @ v), float(cw.initial @ w)
 
 
+def random_policy_values(cw: CompiledWorld, horizon: int) -> tuple[float, float]:
+    """Expected (reward, performance) over `horizon` steps of the uniformly random policy."""
+    cont = ~cw.terminated
+    v = np.zeros(cw.n_states)
+    w = np.zeros(cw.n_states)
+    for _ in range(horizon):
+        v = (cw.prob * (cw.reward + cont * v[cw.next_state])).sum(axis=-1).mean(axis=1)  # (S,)
+        w = (cw.prob * (cw.performance + cont * w[cw.next_state])).sum(axis=-1).mean(axis=1)  # (S,)
+    return float(cw.initial @ v), float(cw.initial @ w)
+
+
 def rewards_under(cw: CompiledWorld, theta: Hashable) -> np.ndarray:
     """(S, A, K) rewards of every tabulated outcome as the reward function θ would score them."""
     w = cw.world

@@ -12,35 +12,89 @@ training files and evaluated on its held-out ones.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from alignlab.core import Claim, RunContext, experiment
+from alignlab.core import Claim, Control, RunContext, bounded, experiment
 
 BELROSE_2023 = "Belrose et al. 2023, Eliciting latent predictions from transformers with the tuned lens"
 SNIPPET = 'def greet(name):\n    """Say hello."""\n    return f"Hello, {name}!"\n'
 """The sequence whose prediction trajectory the report draws."""
 
 
+ORGANISM_SEED_DOC = (
+    "'run': the organism is trained with the run's seed (seeds vary the model too); 'zero': every seed "
+    "reads the seed-0 organism (claims are then conditional on that one model)"
+)
+
+
+def load_model(model: str, organism_seed: str, tiny: bool, ctx: RunContext) -> tuple[Any, Any]:
+    """The model an experiment studies, its tokenizer; an organism's weight hash goes into the manifest.
+
+    ``organism:stdlib-lm`` is trained from the run's seed (`organism_seed` 'run') or seed 0 ('zero');
+    `tiny` trains the seconds-long smoke-test organism instead. Other names load as they are.
+    """
+    from alignlab.models import load, load_organism
+
+    if not model.startswith("organism:"):
+        return load(model, device=ctx.device)
+    if organism_seed not in ("run", "zero"):
+        raise ValueError(f"organism_seed must be 'run' or 'zero', got {organism_seed!r}")
+    config = None
+    if tiny:
+        from alignlab.models.organisms.stdlib_lm import TINY
+
+        if model != "organism:stdlib-lm":
+            raise ValueError(f"tiny=True needs model=organism:stdlib-lm, got {model!r}")
+        config = TINY
+    seed = ctx.seed if organism_seed == "run" else 0
+    net, tok, digest = load_organism(model, seed=seed, config=config, device=ctx.device,
+                                     progress=ctx.reporter(f"training {model} (seed {seed})"))  # fmt: skip
+    ctx.record_input(model, digest)
+    return net, tok
+
+
+def organism_folder(model: str, organism_seed: str, tiny: bool, seed: int) -> Any:
+    """The cache folder of the organism :func:`load_model` reads (for its checkpoints)."""
+    from alignlab.models import organism_path
+
+    config = None
+    if tiny:
+        from alignlab.models.organisms.stdlib_lm import TINY
+
+        config = TINY
+    return organism_path(model, config=config, seed=seed if organism_seed == "run" else 0)
+
+
 @dataclass(frozen=True)
 class LensConfig:
     model: str = "organism:stdlib-lm"
     """Model: an organism, a local folder or a hub name."""
-    seq_len: int = 128
+    organism_seed: Literal["run", "zero"] = "run"
+    """Which organism an organism model is (see ORGANISM_SEED_DOC)."""
+    tiny: bool = False
+    """Train the seconds-long smoke-test organism (claims need the real one)."""
+    seq_len: int = bounded(128, 4, 4096)
     """Tokens per sequence (at most the model's context)."""
-    batch: int = 8
+    batch: int = bounded(8, 1, 1024)
     """Sequences per tuned-lens training step."""
-    steps: int = 250
-    """Tuned-lens training steps (the reference default)."""
-    eval_sequences: int = 64
+    steps: int = bounded(250, 0, 100_000)
+    """Tuned-lens training steps (the reference default; 0 leaves the lens untrained: the logit lens)."""
+    eval_sequences: int = bounded(64, 1, 100_000)
     """Held-out sequences on which KL to the final layer is measured."""
+
+
+UNTRAINED_LENS = Control(
+    "untrained_lens",
+    {"steps": 0},
+    "an untrained tuned lens is the identity translator, i.e. the logit lens: no advantage is possible",
+)
 
 
 def _trajectory_view(model: Any, tokenizer: Any, lens: Any, title: str) -> dict[str, Any]:
@@ -60,9 +114,15 @@ def _trajectory_view(model: Any, tokenizer: Any, lens: Any, title: str) -> dict[
     suite=("quick", "full"),
     claims=[
         Claim("min_kl_advantage", ">", 0.0, source=f"{BELROSE_2023}, Fig. 3 (GPT-2, Pythia)",
-              note="min over layers but the last of KL(logit lens) − KL(tuned lens), nats"),
+              note="min over layers but the last of KL(logit lens) − KL(tuned lens), nats; in quick, "
+              "conditional on the seed-0 organism:stdlib-lm", control=UNTRAINED_LENS),
     ],
-    presets={"quick": {"steps": 100, "eval_sequences": 32}, "full": {"steps": 1000, "eval_sequences": 256}},
+    metrics=("min_kl_advantage", "layers_tuned_better", "final_layer_kl_gap"),
+    presets={
+        "smoke": {"tiny": True, "seq_len": 16, "batch": 4, "steps": 20, "eval_sequences": 8},
+        "quick": {"organism_seed": "zero", "steps": 100, "eval_sequences": 32},
+        "full": {"steps": 1000, "eval_sequences": 256},
+    },
 )  # fmt: skip
 def tuned_vs_logit(cfg: LensConfig, ctx: RunContext) -> dict[str, float]:
     """The tuned lens's prediction at every layer is closer to the final output than the logit lens's.
@@ -75,12 +135,11 @@ def tuned_vs_logit(cfg: LensConfig, ctx: RunContext) -> dict[str, float]:
     from alignlab.interp.attention import attention_view
     from alignlab.interp.lens import logit_lens, mean_kl_to_final, train_tuned_lens
     from alignlab.interp.sites import context_length
-    from alignlab.models import load
     from alignlab.models.corpus import stdlib_token_windows
 
-    model, tokenizer = load(cfg.model, device=ctx.device)
+    model, tokenizer = load_model(cfg.model, cfg.organism_seed, cfg.tiny, ctx)
     seq_len = min(cfg.seq_len, context_length(model))
-    train_ids = stdlib_token_windows(tokenizer, n_windows=cfg.steps * cfg.batch, length=seq_len,
+    train_ids = stdlib_token_windows(tokenizer, n_windows=max(1, cfg.steps) * cfg.batch, length=seq_len,
                                      split="train", seed=ctx.seed)  # fmt: skip
     eval_ids = stdlib_token_windows(tokenizer, n_windows=cfg.eval_sequences, length=seq_len, split="val",
                                     seed=10_000 + ctx.seed)  # fmt: skip
@@ -94,11 +153,13 @@ def tuned_vs_logit(cfg: LensConfig, ctx: RunContext) -> dict[str, float]:
     for layer in range(n):
         ctx.log(step=layer, logit_lens_kl=logit_kl[layer], tuned_lens_kl=tuned_kl[layer])
     advantage = logit_kl[:-1] - tuned_kl[:-1]
-    out = {f"logit_kl_layer_{i}": float(logit_kl[i]) for i in range(n)}
-    out |= {f"tuned_kl_layer_{i}": float(tuned_kl[i]) for i in range(n)}
-    out["min_kl_advantage"] = float(advantage.min()) if advantage.size else math.nan
-    out["layers_tuned_better"] = float((advantage > 0).mean()) if advantage.size else math.nan
-    out["final_layer_kl_gap"] = float(abs(logit_kl[-1] - tuned_kl[-1]))
+    if not advantage.size:
+        raise ValueError(f"{cfg.model} has one layer: a lens needs at least two to compare")
+    out = {
+        "min_kl_advantage": float(advantage.min()),
+        "layers_tuned_better": float((advantage > 0).mean()),
+        "final_layer_kl_gap": float(abs(logit_kl[-1] - tuned_kl[-1])),
+    }
     ctx.save_figure("kl_per_layer", _kl_figure(logit_kl, tuned_kl, cfg.model))
     with tempfile.TemporaryDirectory() as tmp:
         folder = lens.save(Path(tmp) / "lens")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from alignlab.core import Claim, RunContext, experiment
+from alignlab.core import Claim, Control, NotObserved, RunContext, bounded, experiment
 from alignlab.interp import capture_dataset
 from alignlab.interp.sae import (
     SAEConfig,
@@ -64,32 +64,39 @@ def _train_logger(ctx: RunContext, prefix: str, every: int = 1):
 
 @dataclass(frozen=True)
 class GroundTruthConfig:
-    d: int = 128
+    d: int = bounded(128, 2, 4096)
     """Data dimensions (Sharkey et al.: 256)."""
-    n_features: int = 512
+    n_features: int = bounded(512, 2, 100_000)
     """Ground-truth features in superposition (Sharkey et al.: 512)."""
-    mean_active: float = 5.0
+    mean_active: float = bounded(5.0, 0.1, 1000.0)
     """Mean active features per sample (Sharkey et al.: 5)."""
-    decay: float = 0.99
+    decay: float = bounded(0.99, 0.0, 1.0)
     """Feature i fires with probability ~ decay ** i (Sharkey et al.: 0.99)."""
-    dict_ratio: float = 1.0
+    dict_ratio: float = bounded(1.0, 0.001, 64.0)
     """SAE latents per ground-truth feature."""
-    l1_coefficients: tuple[float, ...] = (0.3, 1.0, 2.0, 4.0)
+    l1_coefficients: tuple[float, ...] = bounded((0.3, 1.0, 2.0, 4.0), 0.0, 1e4)
     """L1 coefficients of the ReLU SAE sweep (activations scaled to mean norm sqrt(d))."""
-    variants: tuple[str, ...] = ("uncorrelated", "correlated")
+    variants: tuple[Literal["uncorrelated", "correlated"], ...] = ("uncorrelated", "correlated")
     """Data variants: features fire independently, or through correlated Gaussians."""
-    steps: int = 2000
+    steps: int = bounded(2000, 1, 10**6)
     """Training steps (each batch is fresh data)."""
-    batch_size: int = 1024
+    batch_size: int = bounded(1024, 1, 1 << 20)
     """Samples per step."""
-    lr: float = 3e-3
+    lr: float = bounded(3e-3, 1e-7, 1.0)
     """Adam learning rate."""
-    dead_window: int = 100
+    dead_window: int = bounded(100, 1, 10**6)
     """Steps without firing after which a latent counts as dead (for AuxK and resampling)."""
-    resample_every: int = 200
+    resample_every: int = bounded(200, 0, 10**6)
     """Resample the ReLU SAEs' dead latents every this many steps, in the first half (0: never)."""
-    eval_samples: int = 20_000
+    eval_samples: int = bounded(20_000, 10, 10**7)
     """Held-out samples for L0 and FVU."""
+
+
+TOO_FEW_LATENTS = Control(
+    "too_few_latents",
+    {"dict_ratio": 0.05},
+    "with a twentieth as many latents as true features, most features have no decoder row to match",
+)
 
 
 @experiment(
@@ -102,6 +109,7 @@ class GroundTruthConfig:
             0.9,
             source=f"{SHARKEY_2022}, Fig. 3 (MMCS ~1 at the right L1 coefficient)",
             note="best MMCS over the L1 sweep; independent features",
+            control=TOO_FEW_LATENTS,
         ),
         Claim(
             "mmcs_correlated",
@@ -109,9 +117,24 @@ class GroundTruthConfig:
             0.9,
             source=f"{SHARKEY_2022}, correlated-features results",
             note="best MMCS over the L1 sweep; features fire through correlated Gaussians",
+            control=TOO_FEW_LATENTS,
         ),
     ],
+    metrics=tuple(
+        f"{m}_{v}"
+        for v in ("uncorrelated", "correlated")
+        for m in ("mmcs", "best_l1", "mmcs_at_true_l0", "mmcs_topk", "true_l0")
+    ),
     presets={
+        "smoke": {
+            "d": 8,
+            "n_features": 16,
+            "mean_active": 2.0,
+            "l1_coefficients": (1.0, 4.0),
+            "steps": 40,
+            "batch_size": 128,
+            "eval_samples": 500,
+        },
         "quick": {
             "d": 32,
             "n_features": 128,
@@ -129,7 +152,7 @@ class GroundTruthConfig:
     },
     deterministic=True,
 )
-def ground_truth_recovery(cfg: GroundTruthConfig, ctx: RunContext) -> dict[str, float]:
+def ground_truth_recovery(cfg: GroundTruthConfig, ctx: RunContext) -> dict[str, float | NotObserved]:
     """ReLU + L1 SAEs recover known features from superposition (MMCS), over an L1 sweep.
 
     Data (:mod:`alignlab.interp.sae.synthetic`): `n_features` unit Gaussian directions in `d`
@@ -139,9 +162,10 @@ def ground_truth_recovery(cfg: GroundTruthConfig, ctx: RunContext) -> dict[str, 
     with k = mean_active train together on fresh batches. ``mmcs_<variant>`` is the best MMCS over the L1
     sweep (MMCS: each true feature's max cosine similarity with a decoder row, averaged); also reported:
     the MMCS of the sweep's SAE whose held-out L0 is nearest the true L0 (``mmcs_at_true_l0``), the TopK
-    SAE's, and per coefficient ``mmcs_<variant>_l1_<c>``, ``l0_...``, ``fvu_...``.
+    SAE's; per SAE of the sweep (in order: the L1 coefficients, then TopK) the MMCS, L0, FVU and dead
+    fraction are logged as the ``sweep_<variant>/*`` series.
     """
-    out: dict[str, float] = {}
+    out: dict[str, float | NotObserved] = {}
     d_sae = max(1, round(cfg.dict_ratio * cfg.n_features))
     curves: dict[str, tuple[list[float], list[float], float]] = {}
     for vi, variant in enumerate(cfg.variants):
@@ -159,7 +183,7 @@ def ground_truth_recovery(cfg: GroundTruthConfig, ctx: RunContext) -> dict[str, 
             SAEConfig(d_in=cfg.d, d_sae=d_sae, architecture="relu", l1_coefficient=c)
             for c in cfg.l1_coefficients
         ]
-        k = max(1, round(cfg.mean_active))
+        k = min(d_sae, max(1, round(cfg.mean_active)))
         sae_cfgs.append(SAEConfig(d_in=cfg.d, d_sae=d_sae, architecture="topk", k=k))
         labels = [f"l1_{_tag(c)}" for c in cfg.l1_coefficients] + [f"topk_{k}"]
         saes = [make_sae(c, seed=ctx.seed) for c in sae_cfgs]
@@ -189,25 +213,35 @@ def ground_truth_recovery(cfg: GroundTruthConfig, ctx: RunContext) -> dict[str, 
         )
         x_eval, codes = data.sample(cfg.eval_samples, torch.Generator().manual_seed(ctx.seed * 101 + vi + 99))
         true_l0 = float((codes > 0).sum(1).float().mean())
-        scores, l0s = [], []
-        for label, sae in zip(labels, saes, strict=True):
+        scores, l0s, per = [], [], {}
+        for j, (label, sae) in enumerate(zip(labels, saes, strict=True)):
             ev = evaluate(sae, x_eval)
             score = mmcs(sae.W_dec, data.features)
-            out[f"mmcs_{variant}_{label}"] = score
-            out[f"l0_{variant}_{label}"] = ev["l0"]
-            out[f"fvu_{variant}_{label}"] = ev["fvu"]
-            out[f"dead_fraction_{variant}_{label}"] = ev["dead_fraction"]
+            per[label] = score
+            ctx.log(step=j, **{f"sweep_{variant}/mmcs": score, f"sweep_{variant}/l0": ev["l0"],
+                               f"sweep_{variant}/fvu": ev["fvu"],
+                               f"sweep_{variant}/dead_fraction": ev["dead_fraction"]})  # fmt: skip
             if label.startswith("l1_"):
                 scores.append(score)
                 l0s.append(ev["l0"])
-        best = int(np.argmax(scores))
-        nearest = int(np.argmin([abs(math.log(max(x, 1e-3) / true_l0)) for x in l0s]))
-        out[f"mmcs_{variant}"] = scores[best]
-        out[f"best_l1_{variant}"] = float(cfg.l1_coefficients[best])
-        out[f"mmcs_at_true_l0_{variant}"] = scores[nearest]
-        out[f"mmcs_topk_{variant}"] = out[f"mmcs_{variant}_{labels[-1]}"]
+        out[f"mmcs_topk_{variant}"] = per[labels[-1]]
         out[f"true_l0_{variant}"] = true_l0
-        curves[variant] = (scores, l0s, out[f"mmcs_topk_{variant}"])
+        if scores:
+            best = int(np.argmax(scores))
+            nearest = int(np.argmin([abs(math.log(max(x, 1e-3) / max(true_l0, 1e-3))) for x in l0s]))
+            out[f"mmcs_{variant}"] = scores[best]
+            out[f"best_l1_{variant}"] = float(cfg.l1_coefficients[best])
+            out[f"mmcs_at_true_l0_{variant}"] = scores[nearest]
+        else:
+            why = NotObserved("no L1 coefficients in l1_coefficients: no ReLU + L1 SAE was trained")
+            out |= {f"{m}_{variant}": why for m in ("mmcs", "best_l1", "mmcs_at_true_l0")}
+        curves[variant] = (scores, l0s, per[labels[-1]])
+    for variant in ("uncorrelated", "correlated"):
+        if variant not in cfg.variants:
+            why = NotObserved(f"variant {variant!r} not in variants")
+            out |= {
+                f"{m}_{variant}": why for m in ("mmcs", "best_l1", "mmcs_at_true_l0", "mmcs_topk", "true_l0")
+            }
     ctx.save_figure("mmcs_vs_l1", _mmcs_figure(cfg, curves))
     return out
 
@@ -248,14 +282,13 @@ def _random_gpt2(seed: int) -> tuple[Any, None]:
     return transformers.GPT2LMHeadModel(config).eval(), None
 
 
-def _load(model_name: str, seed: int, device: str) -> tuple[Any, Any]:
+def _load(model_name: str, organism_seed: str, ctx: RunContext) -> tuple[Any, Any]:
     if model_name == "random-gpt2":
-        model, tok = _random_gpt2(seed)
-    else:
-        from alignlab.models import load
+        model, tok = _random_gpt2(ctx.seed)
+        return model.to(ctx.device), tok
+    from alignlab.experiments.lens import load_model
 
-        model, tok = load(model_name)
-    return model.to(device), tok
+    return load_model(model_name, organism_seed, False, ctx)
 
 
 def _windows(model_name: str, tok: Any, split: str, n: int, context: int, seed: int) -> torch.Tensor:
@@ -283,28 +316,39 @@ class TopKvsL1Config:
     """Activations: organism:stdlib-lm's residual stream, or synthetic sparse features (no model)."""
     model: str = "organism:stdlib-lm"
     """The model for source=organism (random-gpt2: a tiny random model for smoke tests)."""
+    organism_seed: Literal["run", "zero"] = "run"
+    """'run': the organism trained with the run's seed; 'zero': the seed-0 organism for every seed."""
     site: str = "resid_post.1"
     """Activation site."""
-    context: int = 128
+    context: int = bounded(128, 2, 4096)
     """Tokens per window."""
-    train_windows: int = 1024
+    train_windows: int = bounded(1024, 1, 10**6)
     """Windows whose activations the SAEs train on (train split)."""
-    eval_windows: int = 128
+    eval_windows: int = bounded(128, 1, 10**5)
     """Held-out windows (val split) for L0 and FVU."""
-    d_sae_ratio: float = 4.0
+    d_sae_ratio: float = bounded(4.0, 0.01, 256.0)
     """Latents per activation dimension."""
-    ks: tuple[int, ...] = (8, 16, 32, 64)
+    ks: tuple[int, ...] = bounded((8, 16, 32, 64), 1, 10**5)
     """TopK sweep."""
-    l1_coefficients: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
-    """ReLU + L1 sweep."""
-    steps: int = 1500
+    l1_coefficients: tuple[float, ...] = bounded((1.0, 2.0, 4.0, 8.0), 0.0, 1e4)
+    """ReLU + L1 sweep (the baseline arm)."""
+    baseline: Literal["relu", "topk"] = "relu"
+    """The baseline arm: ReLU + L1 (Gao et al.'s comparison), or TopK with the same ks (a placebo)."""
+    steps: int = bounded(1500, 1, 10**6)
     """Training steps (all SAEs in one pass)."""
-    batch_size: int = 2048
+    batch_size: int = bounded(2048, 1, 1 << 20)
     """Activations per step."""
-    lr: float = 1e-3
+    lr: float = bounded(1e-3, 1e-7, 1.0)
     """Adam learning rate."""
-    synthetic_d: int = 64
+    synthetic_d: int = bounded(64, 2, 4096)
     """source=synthetic: data dimensions (256 features in superposition, 8 active on average)."""
+
+
+SAME_ARCHITECTURE = Control(
+    "same_architecture",
+    {"baseline": "topk"},
+    "placebo: when the baseline arm is the same TopK SAEs, nothing can beat it; the FVU gap must be 0",
+)
 
 
 def _interp_gap(relu: list[tuple[float, float]], topk: list[tuple[float, float]]) -> tuple[float, float, int]:
@@ -320,6 +364,8 @@ def _interp_gap(relu: list[tuple[float, float]], topk: list[tuple[float, float]]
         x = math.log(max(l0, 1e-12))
         if xs[0] <= x <= xs[-1]:
             f_relu = math.exp(float(np.interp(x, xs, ys)))
+            if abs(f_relu - f) <= 1e-9 * f_relu:  # equal up to the log/exp round trip
+                f_relu = f
             gaps.append(f_relu - f)
             rel.append((f_relu - f) / f_relu)
     if not gaps:
@@ -337,11 +383,26 @@ def _interp_gap(relu: list[tuple[float, float]], topk: list[tuple[float, float]]
             0.0,
             source=GAO_2024,
             note="FVU of ReLU+L1 minus FVU of TopK at the TopK SAEs' L0 (ReLU curve interpolated in "
-            "log L0, log FVU), averaged over the matched points; held-out activations",
+            "log L0, log FVU), averaged over the matched points; held-out activations; NotObserved when "
+            "no TopK point lies in the ReLU sweep's L0 range. In quick, conditional on the seed-0 organism",
+            control=SAME_ARCHITECTURE,
         )
     ],
+    metrics=("fvu_gap", "fvu_gap_relative", "n_matched", "fvu_topk_mean", "fvu_baseline_mean"),
     presets={
+        "smoke": {
+            "model": "random-gpt2",
+            "context": 16,
+            "train_windows": 32,
+            "eval_windows": 8,
+            "d_sae_ratio": 2.0,
+            "ks": (4, 8),
+            "l1_coefficients": (0.3, 1.0, 3.0),
+            "steps": 30,
+            "batch_size": 128,
+        },
         "quick": {
+            "organism_seed": "zero",
             "train_windows": 512,
             "eval_windows": 64,
             "d_sae_ratio": 2.0,
@@ -353,7 +414,7 @@ def _interp_gap(relu: list[tuple[float, float]], topk: list[tuple[float, float]]
         "full": {"train_windows": 8192, "eval_windows": 256, "d_sae_ratio": 8.0, "steps": 8000},
     },
 )
-def topk_vs_l1(cfg: TopKvsL1Config, ctx: RunContext) -> dict[str, float]:
+def topk_vs_l1(cfg: TopKvsL1Config, ctx: RunContext) -> dict[str, float | NotObserved]:
     """TopK SAEs reach lower FVU than ReLU + L1 SAEs at the same L0 (Gao et al. 2024).
 
     Activations: ``resid_post.1`` of organism:stdlib-lm on `train_windows` windows of the standard
@@ -366,10 +427,10 @@ def topk_vs_l1(cfg: TopKvsL1Config, ctx: RunContext) -> dict[str, float]:
     ``n_matched`` how many TopK points were in range. Per SAE: ``l0_<label>``, ``fvu_<label>``,
     ``dead_fraction_<label>`` (never fired on the evaluated tokens).
     """
-    out: dict[str, float] = {}
+    out: dict[str, float | NotObserved] = {}
     with tempfile.TemporaryDirectory(prefix="alignlab-sae-") as tmp:
         if cfg.source == "organism":
-            model, tok = _load(cfg.model, ctx.seed, ctx.device)
+            model, tok = _load(cfg.model, cfg.organism_seed, ctx)
             train_w = _windows(cfg.model, tok, "train", cfg.train_windows, cfg.context, ctx.seed)
             eval_w = _windows(cfg.model, tok, "val", cfg.eval_windows, cfg.context, ctx.seed)
             store = _capture(model, train_w.to(ctx.device), cfg.site, 32, f"{tmp}/train")
@@ -388,11 +449,17 @@ def topk_vs_l1(cfg: TopKvsL1Config, ctx: RunContext) -> dict[str, float]:
         else:
             raise ValueError(f"source must be organism or synthetic, got {cfg.source!r}")
         d_sae = max(1, round(cfg.d_sae_ratio * d))
-        cfgs = [
-            SAEConfig(d_in=d, d_sae=d_sae, architecture="relu", l1_coefficient=c) for c in cfg.l1_coefficients
-        ]
+        if cfg.baseline == "relu":
+            cfgs = [
+                SAEConfig(d_in=d, d_sae=d_sae, architecture="relu", l1_coefficient=c)
+                for c in cfg.l1_coefficients
+            ]
+            labels = [f"relu_l1_{_tag(c)}" for c in cfg.l1_coefficients]
+        else:
+            cfgs = [SAEConfig(d_in=d, d_sae=d_sae, architecture="topk", k=k) for k in cfg.ks]
+            labels = [f"baseline_topk_{k}" for k in cfg.ks]
         cfgs += [SAEConfig(d_in=d, d_sae=d_sae, architecture="topk", k=k) for k in cfg.ks]
-        labels = [f"relu_l1_{_tag(c)}" for c in cfg.l1_coefficients] + [f"topk_{k}" for k in cfg.ks]
+        labels += [f"topk_{k}" for k in cfg.ks]
         saes = [make_sae(c, seed=ctx.seed, device=ctx.device) for c in cfgs]
         tc = TrainConfig(
             steps=cfg.steps,
@@ -414,15 +481,28 @@ def topk_vs_l1(cfg: TopKvsL1Config, ctx: RunContext) -> dict[str, float]:
             log=_train_logger(ctx, "train"),
         )
     points: dict[str, list[tuple[float, float]]] = {"relu": [], "topk": []}
-    for label, sae in zip(labels, saes, strict=True):
+    for j, (label, sae) in enumerate(zip(labels, saes, strict=True)):
         ev = evaluate(sae, x_eval)
-        out[f"l0_{label}"], out[f"fvu_{label}"] = ev["l0"], ev["fvu"]
-        out[f"dead_fraction_{label}"] = ev["dead_fraction"]
-        points["relu" if label.startswith("relu") else "topk"].append((ev["l0"], ev["fvu"]))
+        ctx.log(
+            step=j,
+            **{"sweep/l0": ev["l0"], "sweep/fvu": ev["fvu"], "sweep/dead_fraction": ev["dead_fraction"]},
+        )
+        points["topk" if label.startswith("topk") else "relu"].append((ev["l0"], ev["fvu"]))
     gap, rel, n = _interp_gap(points["relu"], points["topk"])
-    out |= {"fvu_gap": gap, "fvu_gap_relative": rel, "n_matched": float(n)}
+    if n:
+        out |= {"fvu_gap": gap, "fvu_gap_relative": rel}
+    else:
+        why = NotObserved(
+            "no TopK SAE's L0 lies inside the baseline sweep's L0 range (nothing to compare at equal L0)"
+        )
+        out |= {"fvu_gap": why, "fvu_gap_relative": why}
+    out["n_matched"] = float(n)
     out["fvu_topk_mean"] = float(np.mean([f for _, f in points["topk"]]))
-    out["fvu_relu_mean"] = float(np.mean([f for _, f in points["relu"]]))
+    out["fvu_baseline_mean"] = (
+        float(np.mean([f for _, f in points["relu"]]))
+        if points["relu"]
+        else NotObserved("empty baseline sweep")
+    )
     fig = Figure(figsize=(6.2, 4.4))
     ax = fig.add_subplot(1, 1, 1)
     for name, pts in points.items():
@@ -431,7 +511,7 @@ def topk_vs_l1(cfg: TopKvsL1Config, ctx: RunContext) -> dict[str, float]:
             [p[0] for p in pts],
             [p[1] for p in pts],
             marker="o",
-            label="ReLU + L1" if name == "relu" else "TopK",
+            label=("ReLU + L1" if cfg.baseline == "relu" else "baseline TopK") if name == "relu" else "TopK",
         )
     where = "organism:stdlib-lm " + cfg.site if cfg.source == "organism" else "synthetic features"
     ax.set(xscale="log", yscale="log", xlabel="held-out L0", ylabel="held-out FVU", title=f"SAEs on {where}")
@@ -448,31 +528,33 @@ def topk_vs_l1(cfg: TopKvsL1Config, ctx: RunContext) -> dict[str, float]:
 class OrganismConfig:
     model: str = "organism:stdlib-lm"
     """The model (random-gpt2: a tiny random model for smoke tests; the claims need the organism)."""
+    organism_seed: Literal["run", "zero"] = "run"
+    """'run': the organism trained with the run's seed; 'zero': the seed-0 organism for every seed."""
     site: str = "resid_post.1"
     """Activation site (the middle of the 4-layer model)."""
-    context: int = 128
+    context: int = bounded(128, 2, 4096)
     """Tokens per window."""
-    train_windows: int = 2048
+    train_windows: int = bounded(2048, 1, 10**6)
     """Windows of the train split whose activations the SAEs train on."""
-    eval_windows: int = 64
+    eval_windows: int = bounded(64, 1, 10**5)
     """Held-out windows for L0, FVU and the spliced CE / KL scores."""
-    feature_windows: int = 64
+    feature_windows: int = bounded(64, 1, 10**5)
     """Held-out windows scanned for the features view."""
-    d_sae_ratio: float = 8.0
+    d_sae_ratio: float = bounded(8.0, 0.01, 256.0)
     """Latents per residual dimension."""
-    ks: tuple[int, ...] = (16, 32)
+    ks: tuple[int, ...] = bounded((16, 32), 1, 10**5)
     """TopK SAEs trained."""
-    main_k: int = 32
+    main_k: int = bounded(32, 1, 10**5)
     """The TopK SAE the claims and the features view are about."""
     extra_architectures: tuple[str, ...] = ()
     """Also train these (batchtopk with k = main_k, jumprelu, relu) in the same pass."""
-    steps: int = 2000
+    steps: int = bounded(2000, 1, 10**6)
     """Training steps."""
-    batch_size: int = 2048
+    batch_size: int = bounded(2048, 1, 1 << 20)
     """Activations per step."""
-    lr: float = 1e-3
+    lr: float = bounded(1e-3, 1e-7, 1.0)
     """Adam learning rate."""
-    n_view_features: int = 12
+    n_view_features: int = bounded(12, 1, 1000)
     """Latents in the features view."""
 
 
@@ -486,18 +568,38 @@ class OrganismConfig:
             0.8,
             source="alignlab's own target for organism:stdlib-lm (not a published number); "
             "score defined as SAELens's evals.get_downstream_reconstruction_metrics",
-            note="TopK SAE with k = main_k at resid_post.1, held-out windows",
-        ),
-        Claim(
-            "l0",
-            "<=",
-            32.0,
-            source="alignlab's own target for organism:stdlib-lm (not a published number)",
-            note="held-out L0 of the same SAE",
+            note="TopK SAE with k = main_k at resid_post.1, held-out windows; in quick, conditional on "
+            "the seed-0 organism",
+            kind="target",
         ),
     ],
+    metrics=(
+        "ce_loss_score",
+        "kl_div_score",
+        "l0",
+        "fvu",
+        "dead_fraction",
+        "dead_fraction_window",
+        "ce_clean",
+        "ce_sae",
+        "ce_zero_ablation",
+    ),
     presets={
+        "smoke": {
+            "model": "random-gpt2",
+            "context": 16,
+            "train_windows": 32,
+            "eval_windows": 4,
+            "feature_windows": 4,
+            "d_sae_ratio": 2.0,
+            "ks": (4,),
+            "main_k": 4,
+            "steps": 20,
+            "batch_size": 128,
+            "n_view_features": 2,
+        },
         "quick": {
+            "organism_seed": "zero",
             "train_windows": 512,
             "eval_windows": 32,
             "feature_windows": 64,
@@ -517,7 +619,7 @@ class OrganismConfig:
         },
     },
 )
-def organism(cfg: OrganismConfig, ctx: RunContext) -> dict[str, float]:
+def organism(cfg: OrganismConfig, ctx: RunContext) -> dict[str, float | NotObserved]:
     """SAEs on organism:stdlib-lm's residual stream: sparsity, reconstruction, spliced-in CE loss.
 
     TopK SAEs (one per k in `ks`, plus `extra_architectures`) with d_sae = d_sae_ratio x 256 latents
@@ -532,7 +634,7 @@ def organism(cfg: OrganismConfig, ctx: RunContext) -> dict[str, float]:
     """
     if cfg.main_k not in cfg.ks:
         raise ValueError(f"main_k={cfg.main_k} must be one of ks={cfg.ks}")
-    model, tok = _load(cfg.model, ctx.seed, ctx.device)
+    model, tok = _load(cfg.model, cfg.organism_seed, ctx)
     train_w = _windows(cfg.model, tok, "train", cfg.train_windows, cfg.context, ctx.seed)
     eval_w = _windows(cfg.model, tok, "val", cfg.eval_windows + cfg.feature_windows, cfg.context, ctx.seed)
     score_w, view_w = eval_w[: cfg.eval_windows], eval_w[cfg.eval_windows :]
@@ -566,7 +668,8 @@ def organism(cfg: OrganismConfig, ctx: RunContext) -> dict[str, float]:
             progress=ctx.reporter("SAEs on organism activations"),
             log=_train_logger(ctx, "train"),
         )
-    out: dict[str, float] = {}
+    out: dict[str, float | NotObserved] = {}
+    per: dict[str, dict[str, Any]] = {}
     score_batches = [score_w[i : i + 16].to(ctx.device) for i in range(0, len(score_w), 16)]
     for label, sae, stats in zip(labels, saes, result.stats, strict=True):
         ev = evaluate(sae, x_eval)
@@ -575,14 +678,17 @@ def organism(cfg: OrganismConfig, ctx: RunContext) -> dict[str, float]:
             "l0": ev["l0"],
             "fvu": ev["fvu"],
             "dead_fraction": ev["dead_fraction"],
-            "dead_fraction_window": stats.get("dead_fraction", float("nan")),
+            "dead_fraction_window": stats.get("dead_fraction", math.nan),
             "ce_loss_score": sc["ce_loss_score"],
             "kl_div_score": sc["kl_div_score"],
             "ce_clean": sc["ce_clean"],
             "ce_sae": sc["ce_sae"],
             "ce_zero_ablation": sc["ce_zero_ablation"],
         }
-        out |= {f"{k}_{label}": v for k, v in row.items()}
+        per[label] = row
+        ctx.log(step=len(per) - 1, **{f"sweep/{k}": v for k, v in row.items() if math.isfinite(v)})
+        if not math.isfinite(row["dead_fraction_window"]):
+            row = {**row, "dead_fraction_window": NotObserved("the trainer tracked no dead-latent window")}
         if label == f"topk_{cfg.main_k}":
             out |= row
             main = sae
@@ -599,7 +705,7 @@ def organism(cfg: OrganismConfig, ctx: RunContext) -> dict[str, float]:
     fig = Figure(figsize=(6.2, 4.4))
     ax = fig.add_subplot(1, 1, 1)
     for label in labels:
-        ax.scatter(out[f"l0_{label}"], out[f"ce_loss_score_{label}"], label=label)
+        ax.scatter(per[label]["l0"], per[label]["ce_loss_score"], label=label)
     ax.axhline(0.8, color="grey", ls="--", lw=1)
     ax.set(
         xscale="log", xlabel="held-out L0", ylabel="CE loss score", title=f"SAEs on {cfg.model} {cfg.site}"

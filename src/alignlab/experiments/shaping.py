@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from alignlab.agents.tabular import td_control
-from alignlab.core import Claim, RunContext, experiment
+from alignlab.core import Claim, Control, RunContext, bounded, experiment
 from alignlab.envs.finite_mdp import (
     MOVES,
     FiniteMDP,
@@ -31,7 +31,7 @@ from alignlab.envs.finite_mdp import (
     reach_probability,
     value_iteration,
 )
-from alignlab.rewards.shaping import potential_shaping, progress_bonus, shaped
+from alignlab.rewards.shaping import potential_shaping, progress_bonus, shaped, state_bonus
 
 NG_1999 = "Ng, Harada & Russell 1999"
 
@@ -64,38 +64,41 @@ def _random_policy(mdp: FiniteMDP) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PotentialConfig:
-    size: int = 10
+    size: int = bounded(10, 2, 200)
     """Grid side length (Ng et al.: 10)."""
-    slip: float = 0.2
+    slip: float = bounded(0.2, 0.0, 1.0)
     """Probability that a move goes in one of the three other directions (Ng et al.: 0.2)."""
-    gamma: float = 1.0
+    gamma: float = bounded(1.0, 0.0, 1.0)
     """Discount; Ng et al.'s task is undiscounted with an absorbing goal."""
-    n_potentials: int = 20
+    n_potentials: int = bounded(20, 0, 100_000)
     """Random potentials checked exactly, each on a gridworld with a random goal."""
-    potential_scale: float = 10.0
+    potential_scale: float = bounded(10.0, 0.0, 1e6)
     """Standard deviation of the random potentials' independent Gaussian entries."""
     algorithm: Literal["q_learning", "sarsa"] = "q_learning"
     """TD learner for the learning curves (Ng et al. used Sarsa)."""
-    episodes: int = 3000
+    episodes: int = bounded(3000, 1, 10**7)
     """Learning budget per run, in episodes."""
-    runs: int = 8
+    runs: int = bounded(8, 1, 10_000)
     """Independent learners per condition, averaged into one curve (Ng et al.: 40)."""
-    alpha: float = 0.02
+    alpha: float = bounded(0.02, 1e-6, 1.0)
     """Learning rate (Ng et al.: 0.02)."""
-    epsilon: float = 0.1
+    epsilon: float = bounded(0.1, 0.0, 1.0)
     """Exploration rate of the ε-greedy learner (Ng et al.: 0.1)."""
-    window: int = 20
+    window: int = bounded(20, 1, 10**6)
     """Trailing moving-average window, in episodes, for episodes-to-target."""
-    target: float = 0.95
+    target: float = bounded(0.95, 0.0, 1.0)
     """Normalised return to reach: 0 = uniform-random policy, 1 = optimal policy."""
-    max_steps: int = 200_000
+    max_steps: int = bounded(200_000, 1, 10**8)
     """Step limit per episode."""
-    large_size: int = 0
+    large_size: int = bounded(0, 0, 200)
     """Side of a second, larger grid for the learning curves (Ng et al.: 50); 0 skips it."""
-    large_episodes: int = 5000
+    large_episodes: int = bounded(5000, 1, 10**7)
     """Learning budget per run on the larger grid."""
-    large_runs: int = 10
+    large_runs: int = bounded(10, 1, 10_000)
     """Learners per condition on the larger grid."""
+    bonus: Literal["potential", "random"] = "potential"
+    """Shaping of the learning curves: Φ0's potential difference, or (a control) an arbitrary
+    state penalty −|z(s')|·`potential_scale`/10, z ~ N(0, 1) — not a potential difference."""
 
 
 def _invariance_check(cfg: PotentialConfig, rng: np.random.Generator) -> dict[str, float]:
@@ -141,8 +144,14 @@ def _learning_curves(
     random_ret = float(policy_evaluation(mdp, _random_policy(mdp))[mdp.start])
     jobs = [(name, scale, rng) for name, scale in scales.items() for rng in ctx.rng.spawn(runs)]
     sums = {name: np.zeros(episodes) for name in scales}
+    arbitrary = -np.abs(ctx.rng.normal(size=mdp.n_states)) * cfg.potential_scale / 10  # (S,)
     for name, scale, rng in ctx.progress(jobs, description=f"TD learning, {size}x{size}"):
-        shaping = potential_shaping(mdp, scale * phi0) if scale else None
+        if not scale:
+            shaping = None
+        elif cfg.bonus == "potential":
+            shaping = potential_shaping(mdp, scale * phi0)
+        else:
+            shaping = state_bonus(mdp, scale * arbitrary)
         res = td_control(
             mdp,
             episodes,
@@ -201,7 +210,14 @@ def _curve_figure(panels: list[tuple[str, dict[str, np.ndarray], float, float]],
     name="shaping.potential_based",
     suite=("quick", "full"),
     claims=[
-        Claim("optimal_policy_agreement", "==", 1.0, source=f"{NG_1999}, Thm 1"),
+        Claim(
+            "optimal_policy_agreement",
+            "==",
+            1.0,
+            source=f"{NG_1999}, Thm 1",
+            kind="exact",
+            note="value iteration: shaped-optimal actions are optimal, for random potentials",
+        ),
         Claim(
             "speedup",
             ">",
@@ -209,6 +225,12 @@ def _curve_figure(panels: list[tuple[str, dict[str, np.ndarray], float, float]],
             source=f"{NG_1999}, §4 (gridworld demo)",
             note="episodes until the trailing mean true return reaches 95% of the way from "
             "the random to the optimal policy's return, unshaped / shaped with Φ0",
+            control=Control(
+                "arbitrary_bonus",
+                {"bonus": "random"},
+                "an arbitrary state penalty instead of a potential difference changes the optimal "
+                "policy: the true return never reaches the target faster",
+            ),
         ),
     ],
     metrics=(
@@ -239,6 +261,7 @@ def _curve_figure(panels: list[tuple[str, dict[str, np.ndarray], float, float]],
         "target_return_large",
     ),
     presets={
+        "smoke": {"size": 6, "n_potentials": 3, "episodes": 300, "runs": 2},
         "quick": {"size": 10, "n_potentials": 20, "episodes": 3000, "runs": 8},
         "full": {
             "size": 10,
@@ -299,19 +322,19 @@ def potential_based(cfg: PotentialConfig, ctx: RunContext) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class NaiveConfig:
-    size: int = 10
+    size: int = bounded(10, 2, 200)
     """Grid side length."""
-    slip: float = 0.0
+    slip: float = bounded(0.0, 0.0, 1.0)
     """Probability that a move goes astray; 0 by default (see the experiment's docstring)."""
-    gamma: float = 0.99
+    gamma: float = bounded(0.99, 0.0, 0.999999)
     """Discount; < 1 so that the looping policy's unbounded bonus has a finite value."""
-    goal_reward: float = 1.0
+    goal_reward: float = bounded(1.0, -1e6, 1e6)
     """Reward for entering the goal: the true task."""
-    step_reward: float = 0.0
+    step_reward: float = bounded(0.0, -1e6, 1e6)
     """Reward per step (the bicycle paid no time cost)."""
-    bonus: float = 0.1
+    bonus: float = bounded(0.1, -1e6, 1e6)
     """Progress bonus for each step that reduces the Manhattan distance to the goal."""
-    horizon: int = 100
+    horizon: int = bounded(100, 1, 10**6)
     """Episode length for the within-horizon goal rate (Leike et al.'s gridworlds: 100)."""
 
 
@@ -338,14 +361,16 @@ def _policy_panel(ax, mdp: FiniteMDP, pi: np.ndarray, size: int, title: str) -> 
             "<=",
             0.05,
             source="Randløv & Alstrøm 1998; Ng, Harada & Russell 1999, §1",
-            note="optimal policy under a progress bonus never arrives",
+            note="optimal policy under a progress bonus never arrives (value iteration, exact)",
+            kind="exact",
         ),
         Claim(
             "true_goal_rate",
             ">=",
             0.99,
             source="Ng, Harada & Russell 1999, §1",
-            note="the true task's optimal policy reaches the goal",
+            note="the true task's optimal policy reaches the goal (value iteration, exact)",
+            kind="exact",
         ),
     ],
     metrics=(
@@ -357,7 +382,7 @@ def _policy_panel(ax, mdp: FiniteMDP, pi: np.ndarray, size: int, title: str) -> 
         "true_value",
         "shaped_value",
     ),
-    presets={"quick": {}, "full": {"size": 50}},
+    presets={"smoke": {"size": 5}, "quick": {}, "full": {"size": 50}},
 )
 def naive_cycle(cfg: NaiveConfig, ctx: RunContext) -> dict[str, float]:
     """A progress bonus without a matching penalty makes a reward cycle optimal; Φ-shaping does not.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alignlab.core import Claim, RunContext, experiment
+from alignlab.core import Claim, Control, NotObserved, RunContext, bounded, experiment
 from alignlab.interp import superposition as sp
 
 ELHAGE_2022 = "Elhage et al. 2022, Toy Models of Superposition"
@@ -75,23 +75,23 @@ def _log_curves(ctx: RunContext, models: sp.ToyModels, columns: np.ndarray, name
 
 @dataclass(frozen=True)
 class IntroConfig:
-    n_features: int = 5
+    n_features: int = bounded(5, 2, 1000)
     """n: features (the paper's intro: 5)."""
-    n_hidden: int = 2
+    n_hidden: int = bounded(2, 1, 1000)
     """m: hidden dimensions (the paper's intro: 2)."""
-    importance_decay: float = 0.9
+    importance_decay: float = bounded(0.9, 0.0, 1.0)
     """Feature i has importance decay^i (the paper's intro: 0.9)."""
-    densities: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01)
+    densities: tuple[float, ...] = bounded((1.0, 0.3, 0.1, 0.03, 0.01), 1e-6, 1.0)
     """Feature densities 1 − S swept, one model per density and restart."""
-    restarts: int = 4
+    restarts: int = bounded(4, 1, 1000)
     """Models trained per density; the one with the lowest loss is analysed."""
-    steps: int = 5_000
+    steps: int = bounded(5_000, 1, 10**6)
     """AdamW steps (the paper's notebook: 10,000)."""
-    batch_size: int = 1024
+    batch_size: int = bounded(1024, 1, 1 << 20)
     """Inputs per step (the paper's notebook: 1024)."""
-    lr: float = 1e-3
+    lr: float = bounded(1e-3, 1e-7, 1.0)
     """AdamW learning rate (the paper's notebook: 1e-3)."""
-    eval_samples: int = 1 << 16
+    eval_samples: int = bounded(1 << 16, 16, 1 << 24)
     """Fresh inputs on which restarts are compared (the same inputs for every restart)."""
 
 
@@ -102,10 +102,17 @@ INTRO_METRICS = (
     "pentagon_dim_error",
     "pentagon_angle_error",
     "represented_monotone",
-    *(f"represented_at_density_{density_tag(d)}" for d in IntroConfig.densities),
-    *(f"features_per_dim_at_density_{density_tag(d)}" for d in IntroConfig.densities),
-    *(f"loss_at_density_{density_tag(d)}" for d in IntroConfig.densities),
     "restart_agreement",
+)
+DENSE_ONLY = Control(
+    "dense_only",
+    {"densities": (1.0, 1.0)},
+    "without sparsity there is no superposition: only as many features as dimensions, no pentagon",
+)
+SPARSE_ONLY = Control(
+    "sparse_only",
+    {"densities": (0.1, 0.03)},
+    "when even the densest features are sparse, more features than dimensions are stored there too",
 )
 
 
@@ -118,7 +125,8 @@ INTRO_METRICS = (
             "==",
             2.0,
             source=f"{ELHAGE_2022}, introduction (figure 1)",
-            note="dense features (1 − S = 1): only as many features as dimensions are represented",
+            note="dense features (the densest 1 − S swept): only as many features as dimensions",
+            control=SPARSE_ONLY,
         ),
         Claim(
             "top2_represented_densest",
@@ -126,13 +134,15 @@ INTRO_METRICS = (
             1.0,
             source=f"{ELHAGE_2022}, introduction",
             note="…and they are the two most important ones (an orthogonal basis, like PCA)",
+            control=SPARSE_ONLY,
         ),
         Claim(
             "represented_sparsest",
             ">=",
             5.0,
             source=f"{ELHAGE_2022}, introduction",
-            note="sparse features (1 − S = 0.01): all five are represented, in superposition",
+            note="sparse features (the sparsest 1 − S swept): all five are represented, in superposition",
+            control=DENSE_ONLY,
         ),
         Claim(
             "pentagon_dim_error",
@@ -140,26 +150,25 @@ INTRO_METRICS = (
             0.05,
             source=f"{ELHAGE_2022}, §The Geometry of Superposition (feature dimensionality)",
             note="…as a pentagon: every feature's dimensionality D_i within 0.05 of 2/5",
+            control=DENSE_ONLY,
         ),
         Claim(
             "pentagon_angle_error",
             "<=",
             5.0,
             source=f"{ELHAGE_2022}, introduction",
-            note="…a regular one: consecutive columns of W 72° apart, within 5°",
-        ),
-        Claim(
-            "represented_monotone",
-            "==",
-            1.0,
-            source=f"{ELHAGE_2022}, introduction",
-            note="the number of represented features never falls as the features get sparser",
+            note="…a regular one: consecutive columns of W 72° apart, within 5° (NotObserved unless m = 2)",
+            control=DENSE_ONLY,
         ),
     ],
     metrics=INTRO_METRICS,
-    presets={"quick": {}, "full": {"steps": 10_000, "restarts": 10}},
+    presets={
+        "smoke": {"densities": (1.0, 0.01), "restarts": 2, "steps": 1000, "eval_samples": 4096},
+        "quick": {},
+        "full": {"steps": 10_000, "restarts": 10},
+    },
 )
-def intro(cfg: IntroConfig, ctx: RunContext) -> dict[str, float]:
+def intro(cfg: IntroConfig, ctx: RunContext) -> dict[str, float | NotObserved]:
     """Five features of importance 0.9^i in two dimensions: 2 orthogonal when dense, a pentagon when sparse.
 
     For each density 1 − S, `restarts` models are trained (all of them at once) and the one with
@@ -175,8 +184,6 @@ def intro(cfg: IntroConfig, ctx: RunContext) -> dict[str, float]:
     angularly consecutive represented columns from 360°/n (NaN unless m = 2).
     `represented_monotone` is 1 when the count never falls as density falls.
     """
-    if cfg.restarts < 1:
-        raise ValueError(f"restarts must be >= 1, got {cfg.restarts}")
     dens = [float(d) for d in cfg.densities]
     if len(dens) < 2:
         raise ValueError("densities needs at least two values")
@@ -197,27 +204,36 @@ def intro(cfg: IntroConfig, ctx: RunContext) -> dict[str, float]:
     order = np.argsort(dens)[::-1]  # densest first
     dense, sparse = order[0], order[-1]
     on_dense = sp.represented(W[dense]).numpy()
-    out: dict[str, float] = {
+    all_sparse = bool(counts[sparse] == cfg.n_features)
+    no_polygon = NotObserved(
+        f"only {int(counts[sparse])} of {cfg.n_features} features represented at the sparsest density: "
+        "no polygon"
+    )
+    out: dict[str, float | NotObserved] = {
         "represented_densest": float(counts[dense]),
         "top2_represented_densest": float(bool(on_dense[:2].all() and not on_dense[2:].any())),
         "represented_sparsest": float(counts[sparse]),
         "pentagon_dim_error": float(
             np.abs(sp.feature_dimensionality(W[sparse]).numpy() - cfg.n_hidden / cfg.n_features).max()
+        )
+        if all_sparse
+        else no_polygon,
+        "pentagon_angle_error": NotObserved(
+            f"the angle test needs m = 2 hidden dimensions, not {cfg.n_hidden}"
         ),
-        "pentagon_angle_error": float("nan"),
         "represented_monotone": float(bool(np.all(np.diff(counts[order]) >= 0))),
         "restart_agreement": float((all_counts == counts[:, None]).mean()),
     }
-    if cfg.n_hidden == 2:
+    if cfg.n_hidden == 2 and not all_sparse:
+        out["pentagon_angle_error"] = no_polygon
+    elif cfg.n_hidden == 2:
         gaps = sp.polygon_gaps(W[sparse])
         out["pentagon_angle_error"] = (
             float(np.abs(gaps - 360.0 / cfg.n_features).max()) if gaps.size else 180.0
         )
-    for i, d in enumerate(dens):
-        tag = density_tag(d)
-        out[f"represented_at_density_{tag}"] = float(counts[i])
-        out[f"features_per_dim_at_density_{tag}"] = float(fpd[i])
-        out[f"loss_at_density_{tag}"] = float(loss[i].min())
+    for i in order:  # per density, densest first, as a series (step = rank in density)
+        ctx.log(step=int(np.nonzero(order == i)[0][0]), density=dens[i], represented=float(counts[i]),
+                features_per_dim=float(fpd[i]), loss=float(loss[i].min()))  # fmt: skip
     _log_curves(ctx, models, best, [f"density_{density_tag(d)}" for d in dens])
     titles = [f"1 − S = {d:g}" for d in dens]
     if cfg.n_hidden == 2:
@@ -231,26 +247,40 @@ def intro(cfg: IntroConfig, ctx: RunContext) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class FeaturesPerDimConfig:
-    n_features: int = 20
+    n_features: int = bounded(20, 2, 1000)
     """n: features (the paper's §Demonstrating superposition: 20)."""
-    n_hidden: int = 5
+    n_hidden: int = bounded(5, 1, 1000)
     """m: hidden dimensions (the paper: 5)."""
-    importance_decay: float = 0.7
+    importance_decay: float = bounded(0.7, 0.0, 1.0)
     """Feature i has importance decay^i (the paper: 0.7)."""
-    n_densities: int = 20
+    n_densities: int = bounded(20, 3, 1000)
     """Densities swept, log-spaced from 1 down to `min_density`."""
-    min_density: float = 0.001
+    max_density: float = bounded(1.0, 1e-6, 1.0)
+    """The densest density 1 − S (the paper: 1)."""
+    min_density: float = bounded(0.001, 1e-6, 1.0)
     """The sparsest density 1 − S."""
-    restarts: int = 1
+    restarts: int = bounded(1, 1, 1000)
     """Models trained per density; the one with the lowest loss is analysed."""
-    steps: int = 3_000
+    steps: int = bounded(3_000, 1, 10**6)
     """AdamW steps (the paper's notebook: 10,000)."""
-    batch_size: int = 1024
+    batch_size: int = bounded(1024, 1, 1 << 20)
     """Inputs per step (the paper's notebook: 1024)."""
-    lr: float = 1e-3
+    lr: float = bounded(1e-3, 1e-7, 1.0)
     """AdamW learning rate."""
-    eval_samples: int = 1 << 15
+    eval_samples: int = bounded(1 << 15, 16, 1 << 24)
     """Fresh inputs on which restarts are compared."""
+
+
+NO_ROOM = Control(
+    "no_room",
+    {"n_features": 5},
+    "with no more features than dimensions (n = m = 5) there is nothing to superpose: ‖W‖²_F/m stays <= 1",
+)
+ALL_SPARSE = Control(
+    "all_sparse",
+    {"max_density": 0.01, "min_density": 0.001},
+    "when the densest point of the sweep is already sparse, it too stores more than m features",
+)
 
 
 @experiment(
@@ -263,7 +293,9 @@ class FeaturesPerDimConfig:
             0.9,
             source=f"{ELHAGE_2022}, §Demonstrating Superposition (basic results)",
             note="features per dimension ‖W‖²_F/m rises with sparsity, monotone within noise "
-            "(Spearman's ρ between S and ‖W‖²_F/m over the sweep)",
+            "(Spearman's ρ between S and ‖W‖²_F/m over the sweep; NotObserved when ‖W‖²_F/m varies by "
+            "less than 0.25 over the sweep)",
+            control=NO_ROOM,
         ),
         Claim(
             "features_per_dim_densest",
@@ -273,6 +305,7 @@ class FeaturesPerDimConfig:
             source=f"{ELHAGE_2022}, §Demonstrating Superposition (basic results)",
             note="dense features: the ReLU model behaves like the linear one and stores m features "
             "in m dimensions (‖W‖²_F/m ≈ 1)",
+            control=ALL_SPARSE,
         ),
         Claim(
             "features_per_dim_sparsest",
@@ -280,19 +313,25 @@ class FeaturesPerDimConfig:
             1.5,
             source=f"{ELHAGE_2022}, §Demonstrating Superposition (basic results)",
             note="sparse features: clearly more features than dimensions",
+            control=NO_ROOM,
         ),
     ],
     metrics=(
         "spearman_sparsity_features_per_dim",
         "features_per_dim_densest",
         "features_per_dim_sparsest",
+        "features_per_dim_range",
         "represented_densest",
         "represented_sparsest",
         "largest_drop",
     ),
-    presets={"quick": {}, "full": {"steps": 10_000, "restarts": 3}},
+    presets={
+        "smoke": {"n_densities": 5, "min_density": 0.01, "steps": 400, "eval_samples": 4096},
+        "quick": {},
+        "full": {"steps": 10_000, "restarts": 3},
+    },
 )
-def features_per_dim(cfg: FeaturesPerDimConfig, ctx: RunContext) -> dict[str, float]:
+def features_per_dim(cfg: FeaturesPerDimConfig, ctx: RunContext) -> dict[str, float | NotObserved]:
     """20 features of importance 0.7^i in 5 dimensions: more features per dimension the sparser they are.
 
     One model per density (log-spaced from 1 to `min_density`) and restart; the restart with the
@@ -301,13 +340,13 @@ def features_per_dim(cfg: FeaturesPerDimConfig, ctx: RunContext) -> dict[str, fl
     `largest_drop` is the largest fall of ‖W‖²_F/m from one density to the next sparser one (the
     noise a rank correlation forgives). `represented_*` count features with ‖W_i‖ > 0.5.
     """
-    if cfg.n_densities < 3:
-        raise ValueError(f"n_densities must be >= 3, got {cfg.n_densities}")
-    if not 0 < cfg.min_density < 1:
-        raise ValueError(f"min_density must be in (0, 1), got {cfg.min_density}")
+    if not cfg.min_density < cfg.max_density:
+        raise ValueError(f"need min_density < max_density, got {cfg.min_density} and {cfg.max_density}")
     if cfg.restarts < 1:
         raise ValueError(f"restarts must be >= 1, got {cfg.restarts}")
-    dens = np.logspace(0.0, np.log10(cfg.min_density), cfg.n_densities)  # (D,) densest first
+    dens = np.logspace(
+        np.log10(cfg.max_density), np.log10(cfg.min_density), cfg.n_densities
+    )  # (D,) densest first
     toy = sp.ToyConfig(
         n_features=cfg.n_features,
         n_hidden=cfg.n_hidden,
@@ -321,8 +360,12 @@ def features_per_dim(cfg: FeaturesPerDimConfig, ctx: RunContext) -> dict[str, fl
     W = models.W[best]  # (D, m, n)
     fpd = sp.features_per_dimension(W).numpy()  # (D,)
     counts = sp.represented(W).sum(-1).numpy()
-    out = {
-        "spearman_sparsity_features_per_dim": rank_correlation(1.0 - dens, fpd),
+    spread = float(fpd.max() - fpd.min())
+    out: dict[str, float | NotObserved] = {
+        "spearman_sparsity_features_per_dim": rank_correlation(1.0 - dens, fpd)
+        if spread >= 0.25
+        else NotObserved(f"features per dimension varied by only {spread:.3f} over the sweep (no rise)"),
+        "features_per_dim_range": spread,
         "features_per_dim_densest": float(fpd[0]),
         "features_per_dim_sparsest": float(fpd[-1]),
         "represented_densest": float(counts[0]),
@@ -344,26 +387,45 @@ def features_per_dim(cfg: FeaturesPerDimConfig, ctx: RunContext) -> dict[str, fl
 
 @dataclass(frozen=True)
 class PhaseConfig:
-    n_importances: int = 6
+    n_importances: int = bounded(6, 2, 100)
     """Relative importances of the extra feature swept, log-spaced over [min, max]."""
-    min_importance: float = 0.1
+    min_importance: float = bounded(0.1, 1e-4, 1e4)
     """Smallest relative importance of the extra feature (the paper: 0.1)."""
-    max_importance: float = 10.0
+    max_importance: float = bounded(10.0, 1e-4, 1e4)
     """Largest relative importance (the paper: 10)."""
-    n_densities: int = 6
+    n_densities: int = bounded(6, 2, 100)
     """Densities swept, log-spaced from 1 down to `min_density`."""
-    min_density: float = 0.01
+    max_density: float = bounded(1.0, 1e-6, 1.0)
+    """The densest density 1 − S (the paper: 1)."""
+    min_density: float = bounded(0.01, 1e-6, 1.0)
     """The sparsest density 1 − S (the paper: 0.01)."""
-    models_per_cell: int = 6
+    models_per_cell: int = bounded(6, 1, 1000)
     """Models trained per grid cell (the paper: 10); at low density many fits stall."""
-    steps: int = 2_000
+    steps: int = bounded(2_000, 1, 10**6)
     """AdamW steps (the paper's notebook: 10,000)."""
-    batch_size: int = 1024
+    batch_size: int = bounded(1024, 1, 1 << 20)
     """Inputs per step."""
-    lr: float = 1e-3
+    lr: float = bounded(1e-3, 1e-7, 1.0)
     """AdamW learning rate."""
-    eval_samples: int = 1 << 15
+    eval_samples: int = bounded(1 << 15, 16, 1 << 24)
     """Fresh inputs on which a cell's models are ranked (the same inputs for each)."""
+
+
+DENSE_CELLS = Control(
+    "dense_cells",
+    {"min_density": 0.5},
+    "without sparse cells no feature is stored in superposition: at most two phases",
+)
+SPARSE_CELLS = Control(
+    "sparse_cells",
+    {"max_density": 0.02, "min_density": 0.01},
+    "when the densest row is sparse, its cells near equal importance are in superposition",
+)
+UNTRAINED = Control(
+    "untrained",
+    {"steps": 1},
+    "an untrained model's phases are its random initialisation's, not the loss optimum's",
+)
 
 
 @experiment(
@@ -377,13 +439,15 @@ class PhaseConfig:
             source=f"{ELHAGE_2022}, §Superposition as a Phase Change",
             note="the extra feature is not learned, gets a dedicated dimension, or is stored in "
             "superposition, depending on its relative importance and the sparsity",
+            control=DENSE_CELLS,
         ),
         Claim(
             "superposition_at_densest",
             "==",
             0.0,
             source=f"{ELHAGE_2022}, §Superposition as a Phase Change",
-            note="sparsity is necessary for superposition: none at 1 − S = 1",
+            note="sparsity is necessary for superposition: none in the densest row (1 − S = 1)",
+            control=SPARSE_CELLS,
         ),
         Claim(
             "superposition_at_sparsest",
@@ -391,6 +455,7 @@ class PhaseConfig:
             0.0,
             source=f"{ELHAGE_2022}, §Superposition as a Phase Change",
             note="share of the sparsest row's cells (1 − S = 0.01) in superposition",
+            control=DENSE_CELLS,
         ),
         Claim(
             "theory_agreement",
@@ -399,6 +464,7 @@ class PhaseConfig:
             source=f"{ELHAGE_2022}, §Superposition as a Phase Change (empirical vs theoretical diagram)",
             note="share of cells whose phase matches the exact-loss optimum of the three natural "
             "solutions ([1, 0], [0, 1], [1, −1]), each refined by L-BFGS",
+            control=UNTRAINED,
         ),
         Claim(
             "dense_row_correct",
@@ -407,6 +473,7 @@ class PhaseConfig:
             source=f"{ELHAGE_2022}, §Superposition as a Phase Change",
             note="dense features: the extra feature is dropped when less important than the first "
             "(r < 1) and takes the one dimension when more important (r > 1)",
+            control=UNTRAINED,
         ),
     ],
     metrics=(
@@ -421,6 +488,13 @@ class PhaseConfig:
         "model_agreement",
     ),
     presets={
+        "smoke": {
+            "n_importances": 3,
+            "n_densities": 3,
+            "models_per_cell": 3,
+            "steps": 400,
+            "eval_samples": 4096,
+        },
         "quick": {},
         "full": {"n_importances": 12, "n_densities": 12, "models_per_cell": 10, "steps": 10_000},
     },
@@ -446,16 +520,16 @@ def phase_diagram(cfg: PhaseConfig, ctx: RunContext) -> dict[str, float]:
     of the three natural solutions W = [1, 0], [0, 1], [1, −1]; the best optimum's phase.
     `theory_agreement` is the share of cells where the trained models' phase matches it.
     """
-    if cfg.n_importances < 2 or cfg.n_densities < 2:
-        raise ValueError("n_importances and n_densities must be >= 2")
     if not 0 < cfg.min_importance < cfg.max_importance:
         raise ValueError("need 0 < min_importance < max_importance")
-    if not 0 < cfg.min_density < 1:
-        raise ValueError(f"min_density must be in (0, 1), got {cfg.min_density}")
+    if not cfg.min_density < cfg.max_density:
+        raise ValueError(f"need min_density < max_density, got {cfg.min_density} and {cfg.max_density}")
     if cfg.models_per_cell < 1:
         raise ValueError(f"models_per_cell must be >= 1, got {cfg.models_per_cell}")
     rel = np.logspace(np.log10(cfg.min_importance), np.log10(cfg.max_importance), cfg.n_importances)  # (R,)
-    dens = np.logspace(0.0, np.log10(cfg.min_density), cfg.n_densities)  # (D,) densest first
+    dens = np.logspace(
+        np.log10(cfg.max_density), np.log10(cfg.min_density), cfg.n_densities
+    )  # (D,) densest first
     k = cfg.models_per_cell
     cells = [(float(d), float(r)) for d in dens for r in rel]  # row-major: (D, R)
     toy = sp.ToyConfig(

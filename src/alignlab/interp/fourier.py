@@ -6,8 +6,8 @@ interpretability", §4–5. Written here (the measures are the research object).
 
 - *key frequencies*: the frequencies k whose cos/sin components carry the embedding's norm;
 - *restricted loss*: keep only the directions cos(w_k(a+b)) and sin(w_k(a+b)) of the key
-  frequencies (w_k = 2πk/p) plus each output's mean (the constant term), then the loss on the
-  test pairs;
+  frequencies (w_k = 2πk/p) plus each output's mean over inputs (the paper code's bias
+  correction), then the loss on the pairs in a mask (the paper's code: all p² pairs);
 - *excluded loss*: remove exactly those directions, then the loss on the training pairs.
 
 The directions are the normalised 2-D Fourier terms (cos·cos − sin·sin)/√2 and (sin·cos + cos·sin)/√2,
@@ -86,12 +86,12 @@ def _project(logits: torch.Tensor, freqs: Sequence[int]) -> torch.Tensor:
 
 
 def restricted_loss(
-    logits: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, freqs: Sequence[int]
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, freqs: Sequence[int]
 ) -> float:
-    """Cross-entropy on the `test` pairs using only the key-frequency sum directions and the constant term."""
+    """Cross-entropy on the `mask` pairs keeping only the key-frequency sum directions and output means."""
     kept = _project(logits, freqs)
     kept = kept + (logits.detach().to(torch.float64) - kept).mean(dim=0, keepdim=True)
-    return float(F.cross_entropy(kept[test], labels[test]))
+    return float(F.cross_entropy(kept[mask], labels[mask]))
 
 
 def excluded_loss(

@@ -55,6 +55,9 @@ STICKY_DIMENSIONALITIES = (1.0, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8)
 """Per-feature dimensionalities the paper finds features cluster at: dedicated, tetrahedron, triangle,
 antipodal pair, pentagon, square antiprism."""
 
+ACTIVATIONS = ("relu", "linear")
+"""Output nonlinearities of the toy model: the paper's ReLU model and its linear baseline."""
+
 _EVAL_SALT = 0x5EED_E7A1
 ProgressFn = Callable[[Iterable[int]], Iterable[int]]
 
@@ -125,8 +128,13 @@ class ToyConfig:
     """AdamW decoupled weight decay (torch's default, which the paper's notebook keeps)."""
     log_every: int = 10
     """Record the training loss every this many steps (and at the last step)."""
+    activation: str = "relu"
+    """The output nonlinearity: ``"relu"`` (the paper's model) or ``"linear"`` (x' = WᵀWx + b, the
+    paper's baseline, which stores only the m most important features and never superposes)."""
 
     def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"ToyConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         _positive_int("ToyConfig.n_features", self.n_features)
         _positive_int("ToyConfig.n_hidden", self.n_hidden)
         _positive_int("ToyConfig.steps", self.steps, minimum=0)
@@ -215,15 +223,21 @@ class ToyConfig:
 # --- the model -------------------------------------------------------------------------------
 
 
-def toy_forward(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """x' = ReLU(WᵀWx + b) for W (I, m, n), b (I, n), x (I, B, n) -> (I, B, n). Differentiable."""
+def toy_forward(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor, activation: str = "relu") -> torch.Tensor:
+    """x' = ReLU(WᵀWx + b) (or without the ReLU when `activation` is "linear") for W (I, m, n),
+    b (I, n), x (I, B, n) -> (I, B, n). Differentiable."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     h = torch.bmm(x, W.transpose(1, 2))  # (I, B, m)
-    return torch.relu(torch.bmm(h, W) + b.unsqueeze(1))  # (I, B, n)
+    y = torch.bmm(h, W) + b.unsqueeze(1)  # (I, B, n)
+    return torch.relu(y) if activation == "relu" else y
 
 
-def toy_loss(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+def toy_loss(
+    W: torch.Tensor, b: torch.Tensor, x: torch.Tensor, importance: torch.Tensor, activation: str = "relu"
+) -> torch.Tensor:
     """(I,) per-instance loss: batch mean of Σ_i I_i (x_i − x'_i)², importance (I, n). Differentiable."""
-    err = (x - toy_forward(W, b, x)).square().sum(1)  # (I, n)
+    err = (x - toy_forward(W, b, x, activation)).square().sum(1)  # (I, n)
     return (err * importance).sum(1) / x.shape[1]
 
 
@@ -270,6 +284,7 @@ def _chunk_grads(
     grad_W: torch.Tensor,
     grad_b: torch.Tensor,
     loss: torch.Tensor | None,
+    relu: bool = True,
 ) -> None:
     """Fill grad_W (c, m, n), grad_b (c, n) and, if given, loss (c,) with `toy_loss` and its
     gradients for the batch xt (c, n, B), written out by hand: the same numbers as autograd, with
@@ -278,10 +293,14 @@ def _chunk_grads(
     imp = importance.unsqueeze(1)  # (c, 1, n)
     h = torch.bmm(W, xt, out=ws.h[:c])  # (c, m, B)
     y = torch.bmm(W.transpose(1, 2), h, out=ws.y[:c]).add_(b.unsqueeze(2))  # (c, n, B) pre-activation
-    r = torch.clamp_min(y, 0.0, out=ws.r[:c]).sub_(xt)  # (c, n, B): x' − x
+    if relu:
+        r = torch.clamp_min(y, 0.0, out=ws.r[:c]).sub_(xt)  # (c, n, B): x' − x
+    else:
+        r = torch.sub(y, xt, out=ws.r[:c])
     if loss is not None:
         torch.sum(torch.linalg.vector_norm(r, dim=2).square_().mul_(importance), dim=1, out=loss).div_(B)
-    r.mul_(y.sign_().clamp_min_(0.0))  # (x' − x)·[y > 0]; dL/dy = 2/B · I ⊙ this
+    if relu:
+        r.mul_(y.sign_().clamp_min_(0.0))  # (x' − x)·[y > 0]; dL/dy = 2/B · I ⊙ this
     scale = 2.0 / B
     torch.bmm(h, r.transpose(1, 2), out=grad_W).mul_(imp)  # (c, m, n): through Wᵀh
     grad_h = torch.bmm(W * imp, r, out=ws.gh[:c])  # (c, m, B)
@@ -290,14 +309,19 @@ def _chunk_grads(
 
 
 def _loss_and_grads(
-    W: torch.Tensor, b: torch.Tensor, xt: torch.Tensor, importance: torch.Tensor, want_loss: bool
+    W: torch.Tensor,
+    b: torch.Tensor,
+    xt: torch.Tensor,
+    importance: torch.Tensor,
+    want_loss: bool,
+    activation: str = "relu",
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """`toy_loss` (when `want_loss`) and its gradients for a batch xt (I, n, B), in one chunk."""
     k, n, B = xt.shape
     ws = _Workspace.empty(k, n, W.shape[1], B, xt.device)
     grad_W, grad_b = torch.empty_like(W), torch.empty_like(b)
     loss = torch.empty(k, device=xt.device) if want_loss else None
-    _chunk_grads(W, b, xt, importance, ws, grad_W, grad_b, loss)
+    _chunk_grads(W, b, xt, importance, ws, grad_W, grad_b, loss, activation == "relu")
     return loss, grad_W, grad_b
 
 
@@ -379,7 +403,7 @@ class ToyModels:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x' for inputs x (I, B, n)."""
-        return toy_forward(self.W, self.b, x.to(self.W.device, self.W.dtype))
+        return toy_forward(self.W, self.b, x.to(self.W.device, self.W.dtype), self.config.activation)
 
 
 def _check_generator_args(
@@ -436,6 +460,7 @@ def train_toy_models(
     W.grad, b.grad = torch.zeros_like(W), torch.zeros_like(b)  # filled in place every step
     chunks = _chunks(k, n, B, device)
     ws = _Workspace.empty(chunks[0].stop, n, m, B, device)
+    relu = cfg.activation == "relu"
     log_steps = sorted({*range(0, cfg.steps, cfg.log_every), cfg.steps - 1} - {-1})
     losses = torch.empty(len(log_steps), k, device=device)
     steps: Iterable[int] = range(cfg.steps)
@@ -448,7 +473,7 @@ def train_toy_models(
             for s in chunks:
                 xt = _fill_batch(ws.xt[: s.stop - s.start], neg_inv_p[s], gens[s])
                 loss = losses[row, s] if want else None
-                _chunk_grads(W[s], b[s], xt, importance[s], ws, W.grad[s], b.grad[s], loss)
+                _chunk_grads(W[s], b[s], xt, importance[s], ws, W.grad[s], b.grad[s], loss, relu)
             row += want
             opt.step()
     if not bool(torch.isfinite(W).all() and torch.isfinite(b).all()):
@@ -489,6 +514,7 @@ def evaluate_loss(
     chunks = _chunks(k, n, batch_size, device)
     ws = _Workspace.empty(chunks[0].stop, n, m, batch_size, device)
     grad_W, grad_b, loss = torch.empty_like(W), torch.empty_like(b), torch.empty(k, device=device)
+    relu = models.config.activation == "relu"
     total = torch.zeros(k, dtype=torch.float64, device=device)
     done = 0
     with torch.no_grad():
@@ -498,7 +524,7 @@ def evaluate_loss(
                 ws = _Workspace.empty(chunks[0].stop, n, m, size, device)
             for s in chunks:
                 xt = _fill_batch(ws.xt[: s.stop - s.start], neg_inv_p[s], gens[s])
-                _chunk_grads(W[s], b[s], xt, importance[s], ws, grad_W[s], grad_b[s], loss[s])
+                _chunk_grads(W[s], b[s], xt, importance[s], ws, grad_W[s], grad_b[s], loss[s], relu)
             total += loss.double() * size
             done += size
     return (total / n_samples).cpu().numpy()
@@ -900,6 +926,7 @@ def plot_phase_diagram(
 
 
 __all__ = [
+    "ACTIVATIONS",
     "DEDICATED",
     "NOT_REPRESENTED",
     "PHASES",

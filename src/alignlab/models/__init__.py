@@ -16,7 +16,7 @@ from alignlab.models.errors import (
     UnknownOrganismError,
     UnsupportedModelError,
 )
-from alignlab.models.loading import load, load_checkpoint, resolve_device
+from alignlab.models.loading import load, load_checkpoint, load_organism, resolve_device, weights_sha256
 from alignlab.models.organisms import (
     ORGANISMS,
     OrganismEntry,
@@ -49,7 +49,9 @@ __all__ = [
     "list_organisms",
     "load",
     "load_checkpoint",
+    "load_organism",
     "organism_path",
     "resolve_device",
     "train_organism",
+    "weights_sha256",
 ]

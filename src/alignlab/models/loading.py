@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,13 +91,27 @@ def _from_folder(path: Path, device: torch.device, dtype: torch.dtype | str) -> 
     try:
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except pickle.UnpicklingError:
+        raise UnsupportedModelError(_pickle_refused(path)) from None
     except (ValueError, KeyError) as exc:
         raise UnsupportedModelError(
             f"{path} cannot be loaded as a causal LM by transformers: {exc}"
         ) from None
     except OSError as exc:
         raise ModelNotFoundError(f"{path}: {exc}") from None
+    if getattr(model.config, "alignlab_layernorm", True) is False:  # a LayerNorm-free organism
+        from alignlab.models.organisms.modular_addition import strip_layernorm
+
+        strip_layernorm(model)
     return model.to(device).eval()
+
+
+def _pickle_refused(where: Path | str) -> str:
+    return (
+        f"{where}: its weights are a pickle file holding more than plain tensors; alignlab refuses to "
+        "load it because unpickling can run arbitrary code. Use a model saved as safetensors "
+        "(model.save_pretrained(folder) writes model.safetensors)"
+    )
 
 
 def _tokenizer(path: Path | str, **kwargs: Any) -> PreTrainedTokenizerBase:
@@ -178,6 +193,8 @@ def _from_hub(repo_id: str, device: torch.device, dtype: torch.dtype | str) -> t
     try:
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(repo_id, dtype=dtype, local_files_only=offline)
+    except pickle.UnpicklingError:
+        raise UnsupportedModelError(_pickle_refused(repo_id)) from None
     except ValueError as exc:
         raise UnsupportedModelError(
             f"{repo_id!r} cannot be loaded as a causal LM by transformers: {exc}"
@@ -242,3 +259,37 @@ def load_checkpoint(
             f"no checkpoint at step {step} in {organism_folder(name_or_path)}{hint}; steps: {steps}"
         )
     return _from_folder(found[step], resolve_device(device), _dtype(dtype))
+
+
+def weights_sha256(folder: str | os.PathLike[str]) -> str:
+    """sha256 of a model folder's ``model.safetensors`` (what a run records as its organism input)."""
+    import hashlib
+
+    file = Path(folder) / "model.safetensors"
+    if not file.is_file():
+        raise ModelNotFoundError(f"{folder} holds no model.safetensors")
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_organism(
+    name: str,
+    *,
+    seed: int = 0,
+    config: Any = None,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """Organism `name` trained with `seed` (and `config`; default: its own), its tokenizer and weight hash.
+
+    Trained into its cache folder on first use (deterministic per seed and config), loaded after.
+    """
+    spec = get_spec(name)
+    path = train_organism(
+        spec.name, config=config, seed=seed,
+        progress=progress or text_progress(f"training {PREFIX}{spec.name} (seed {seed})"),
+    )  # fmt: skip
+    return _from_folder(path, resolve_device(device), _dtype(None)), _tokenizer(path), weights_sha256(path)

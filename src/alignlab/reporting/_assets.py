@@ -38,7 +38,7 @@ header.page { padding-bottom: 18px; border-bottom: 2px solid var(--fg); }
 svg.verdict-bar { display: block; width: 100%; max-width: 560px; height: 8px; margin-top: 12px;
   border-radius: 4px; overflow: hidden; }
 .bar-reproduced { fill: var(--ok); } .bar-not-reproduced { fill: var(--bad); }
-.bar-inconclusive { fill: #d4a72c; } .bar-other { fill: #8c959f; }
+.bar-inconclusive { fill: #d4a72c; } .bar-not-measured { fill: #8250df; } .bar-other { fill: #8c959f; }
 
 .badge { display: inline-block; padding: 1px 9px; border-radius: 999px; font-size: 12px; font-weight: 600;
   line-height: 18px; white-space: nowrap; border: 1px solid var(--line); background: var(--soft);
@@ -51,6 +51,19 @@ svg.verdict-bar { display: block; width: 100%; max-width: 560px; height: 8px; ma
 .verdict-inconclusive, .status-interrupted { background: var(--warn-bg); color: var(--warn);
   border-color: var(--warn-line); }
 .status-running { background: var(--info-bg); color: var(--info); border-color: var(--info-line); }
+.verdict-not-measured { background: #f3e8ff; color: #6f42c1; border-color: #d8b9ff; }
+.control-vanished { background: var(--ok-bg); color: var(--ok); border-color: var(--ok-line); }
+.control-persists { background: var(--bad); color: #fff; border-color: var(--bad); }
+.control-missing { background: var(--warn-bg); color: var(--warn); border-color: var(--warn-line); }
+.kind-replication { background: var(--info-bg); color: var(--info); border-color: var(--info-line); }
+.kind-exact, .kind-target { background: var(--soft); color: var(--muted); }
+tr.control-failed td { background: var(--bad-bg); }
+tr.control-failed td:first-child { box-shadow: inset 3px 0 0 var(--bad); }
+td.control .note { font-size: 12px; min-width: 180px; }
+.summary-line { margin-top: 8px; font-weight: 600; }
+.alarm { margin-top: 12px; padding: 8px 12px; border-left: 4px solid var(--bad); background: var(--bad-bg);
+  color: #5c0f14; border-radius: 0 6px 6px 0; }
+ul.claim-list .control { font-size: 13px; }
 
 nav.toc ul { list-style: none; padding: 0; margin: 0; display: grid; gap: 4px 24px;
   grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); }
@@ -213,13 +226,16 @@ JS = """
         if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); }
       });
     });
-    const buttons = Array.from(document.querySelectorAll(".filters button[data-verdict]"));
+    const buttons = Array.from(
+      document.querySelectorAll(".filters button[data-verdict], .filters button[data-kind]"));
     const shown = document.querySelector(".filters .shown");
+    const tag = (d) => (d.kind !== undefined ? "k:" + d.kind : "v:" + d.verdict);
     const apply = () => {
-      const on = new Map(buttons.map((b) => [b.dataset.verdict, b.getAttribute("aria-pressed") === "true"]));
+      const off = new Set(
+        buttons.filter((b) => b.getAttribute("aria-pressed") !== "true").map((b) => tag(b.dataset)));
       let visible = 0;
       Array.from(body.rows).forEach((r) => {
-        r.hidden = on.has(r.dataset.verdict) && !on.get(r.dataset.verdict);
+        r.hidden = off.has("v:" + r.dataset.verdict) || off.has("k:" + r.dataset.kind);
         if (!r.hidden) visible += 1;
       });
       if (shown) shown.textContent = visible + " of " + body.rows.length + " claims shown";

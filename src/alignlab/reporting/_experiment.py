@@ -55,9 +55,11 @@ class ImageBudget:
 
 
 def run_labels(runs: Sequence[RunRecord]) -> dict[str, str]:
-    """A short label per run id: 'seed 3', with the run id added where seeds repeat (several batches)."""
-    seeds = Counter(r.seed for r in runs)
-    return {r.run_id: f"seed {r.seed}" + (f" · {r.run_id}" if seeds[r.seed] > 1 else "") for r in runs}
+    """A short label per run id: 'seed 3' (or 'seed 3 · control NAME'), with the run id added where
+    labels repeat (several batches)."""
+    base = {r.run_id: f"seed {r.seed}" + (f" · control {r.control}" if r.control else "") for r in runs}
+    counts = Counter(base.values())
+    return {rid: label + (f" · {rid}" if counts[label] > 1 else "") for rid, label in base.items()}
 
 
 def status_badges(runs: Sequence[RunRecord]) -> str:
@@ -75,10 +77,26 @@ def _claims_list(claims: Sequence[ClaimResult]) -> str:
     for c in claims:
         v = c.verdict
         interval = f"{fmt_num(v.mean)} [{fmt_num(v.lo)}, {fmt_num(v.hi)}]"
-        measured = f"measured {interval} over {v.n} seed{'s' * (v.n != 1)}" if v.n else "no finished runs"
+        if not v.n:
+            measured = "no finished runs"
+        elif math.isfinite(v.mean):
+            measured = f"measured {interval} over {v.n} seed{'s' * (v.n != 1)}"
+        else:
+            measured = v.reason
+        control = ""
+        if c.claim.control is not None:
+            cls = {"effect vanished": "control-vanished", "effect persists": "control-persists"}.get(
+                c.control_word, "control-not-run"
+            )
+            tip = c.control_verdict.reason if c.control_verdict else "not run (use --controls)"
+            control = (
+                f'<span class="control">control <code>{esc(c.claim.control.name)}</code>: '
+                f"{badge(c.control_word, cls, title=tip)}</span>"
+            )
         items.append(
-            f"<li>{badge(v.label, verdict_class(v.label))} <code>{esc(c.claim.describe())}</code>"
-            f'<span class="measured">{esc(measured)}</span>'
+            f"<li>{badge(c.word, verdict_class(v.label))} {badge(c.kind, f'kind-{c.kind}')} "
+            f"<code>{esc(c.claim.describe())}</code>"
+            f'<span class="measured">{esc(measured)}</span>{control}'
             f'<span class="src">{esc(c.claim.source)}</span></li>'
         )
     return f'<ul class="claim-list">{"".join(items)}</ul>'
@@ -154,8 +172,7 @@ def _metrics_table(runs: Sequence[RunRecord], labels: dict[str, str], claims: Se
         ]
         if multi_batch:
             cells.append(f'<td class="mono">{esc(r.batch_id)}</td>')
-        metrics = r.metrics or {}
-        cells += [f'<td class="num">{esc(fmt_num(metrics[k])) if k in metrics else "—"}</td>' for k in keys]
+        cells += [_metric_cell(r, k) for k in keys]
         body.append(f"<tr>{''.join(cells)}</tr>")
     done = [r for r in runs if r.status == "done"]
     span = 3 if multi_batch else 2
@@ -168,6 +185,15 @@ def _metrics_table(runs: Sequence[RunRecord], labels: dict[str, str], claims: Se
         '<h3>Metrics across seeds</h3><div class="scroll"><table class="metrics">'
         f"<thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
+
+
+def _metric_cell(run: RunRecord, key: str) -> str:
+    if key in run.not_observed:
+        reason = run.not_observed[key]
+        return f'<td class="num not-observed" title="{esc(reason)}">not observed</td>'
+    if key not in (run.metrics or {}):
+        return '<td class="num">—</td>'
+    return f'<td class="num">{esc(fmt_num(run.metrics[key]))}</td>'
 
 
 def _config_table(runs: Sequence[RunRecord], labels: dict[str, str]) -> str:
@@ -323,6 +349,22 @@ def _try_embed(path: Path, budget: ImageBudget) -> tuple[str | None, str]:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}", ""
 
 
+def _control_section(
+    control: str, runs: Sequence[RunRecord], labels: dict[str, str], claims: Sequence[ClaimResult]
+) -> str:
+    """A control's runs: what it overrides, its metrics and curves (folded)."""
+    spec = next(
+        (c.claim.control for c in claims if c.claim.control and c.claim.control.name == control), None
+    )
+    what = f"{', '.join(f'{k}={v!r}' for k, v in spec.overrides.items())} — {spec.why}" if spec else ""
+    mine = [c for c in claims if c.claim.control is not None and c.claim.control.name == control]
+    return (
+        f"<details><summary><strong>control <code>{esc(control)}</code></strong> "
+        f'<span class="muted">{esc(what)}</span> {status_badges(runs)}</summary><div class="inner">'
+        f"{_metrics_table(runs, labels, mine)}{_curves(runs, labels)}</div></details>"
+    )
+
+
 def experiment_section(
     name: str,
     anchor: str,
@@ -330,10 +372,17 @@ def experiment_section(
     claims: Sequence[ClaimResult],
     budget: ImageBudget,
 ) -> str:
-    """The whole `<section>` of one experiment."""
+    """The whole `<section>` of one experiment (control runs in their own folded parts)."""
     labels = run_labels(runs)
+    main = [r for r in runs if r.control is None]
+    controls: dict[str, list[RunRecord]] = {}
+    for r in runs:
+        if r.control is not None:
+            controls.setdefault(r.control, []).append(r)
     seeds = ", ".join(str(s) for s in sorted({r.seed for r in runs}))
     meta = f"{len(runs)} run{'s' if len(runs) != 1 else ''}" + (f" · seeds {seeds}" if runs else "")
+    if controls:
+        meta += f" · {len(controls)} control{'s' if len(controls) != 1 else ''}"
     parts = [
         f'<section class="experiment" id="{esc(anchor)}">',
         f'<h2>{esc(name)} <span class="meta">{esc(meta)}</span> {status_badges(runs)}</h2>',
@@ -345,10 +394,18 @@ def experiment_section(
         return "".join(parts)
     parts += [
         _failures(runs, labels),
-        _metrics_table(runs, labels, claims),
-        _curves(runs, labels),
+        _metrics_table(main, labels, claims) if main else "",
+        _curves(main, labels) if main else "",
+    ]
+    if controls:
+        parts.append(
+            '<h3>Negative controls</h3><p class="note">The same config with each control\'s overrides on '
+            "top, over the same seeds; the claims must not hold here.</p>"
+        )
+        parts += [_control_section(name, group, labels, claims) for name, group in controls.items()]
+    parts += [
         _artifacts(runs, labels, budget),
-        _config_table(runs, labels),
+        _config_table(main or runs, labels),
         "<h3>Provenance</h3>",
         *(provenance_html(r, labels[r.run_id]) for r in runs),
         "</section>",

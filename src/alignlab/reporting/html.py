@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from alignlab import __version__
-from alignlab.core.records import ClaimResult, RunRecord
+from alignlab.core.records import ClaimResult, RunRecord, summary_line
+from alignlab.core.registry import KINDS
+from alignlab.core.verdict import word
 from alignlab.reporting._assets import CSS, JS
 from alignlab.reporting._experiment import ImageBudget, experiment_section, status_badges
 from alignlab.reporting._format import (
@@ -33,7 +35,8 @@ from alignlab.reporting._format import (
     verdict_class,
 )
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not measured")
+KIND_HEADS = {"replication": "replications", "exact": "exact", "target": "targets"}
 
 
 def _csp_hash(text: str) -> str:
@@ -64,7 +67,7 @@ def _anchors(names: Sequence[str]) -> dict[str, str]:
 
 
 def _verdict_counts(claims: Sequence[ClaimResult]) -> dict[str, int]:
-    counts = dict.fromkeys(VERDICTS, 0)
+    counts = dict.fromkeys(VERDICTS[:3], 0)
     for c in claims:
         counts[c.verdict.label] = counts.get(c.verdict.label, 0) + 1
     return counts
@@ -82,8 +85,35 @@ def _verdict_bar(counts: dict[str, int]) -> str:
             x += 100 * n / total
     return (
         '<svg class="verdict-bar" viewBox="0 0 100 1" preserveAspectRatio="none" role="img" '
-        f'aria-label="share of claims by verdict">{"".join(rects)}</svg>'
+        f'aria-label="share of replications by verdict">{"".join(rects)}</svg>'
     )
+
+
+def _kind_badges(claims: Sequence[ClaimResult]) -> str:
+    """Per kind: a label and one badge per verdict in that kind's words; then the controls."""
+    groups = []
+    for kind in KINDS:
+        mine = [c for c in claims if c.kind == kind]
+        if not mine:
+            continue
+        counts = _verdict_counts(mine)
+        marks = " ".join(
+            badge(f"{n} {word(kind, label)}", verdict_class(label) + ("" if n else " zero"))
+            for label, n in counts.items()
+        )
+        groups.append(f'<span class="label">{esc(KIND_HEADS[kind])}:</span> {marks}')
+    controlled = [c for c in claims if c.control_verdict is not None]
+    if controlled:
+        vanished = sum(c.control_word == "effect vanished" for c in controlled)
+        persists = sum(c.control_failed for c in controlled)
+        marks = badge(f"{vanished} effect vanished", "control-vanished" + ("" if vanished else " zero"))
+        if persists:
+            marks += " " + badge(f"{persists} effect persists", "control-persists")
+        rest = len(controlled) - vanished - persists
+        if rest:
+            marks += " " + badge(f"{rest} inconclusive", "verdict-inconclusive")
+        groups.append(f'<span class="label">controls:</span> {marks}')
+    return '<span class="sep"></span>'.join(groups)
 
 
 def _header(
@@ -97,18 +127,27 @@ def _header(
         _plural(len(names), "experiment"),
         _plural(len(batches), "batch", "batches"),
     ]
-    counts = _verdict_counts(claims)
-    verdicts = " ".join(
-        badge(f"{n} {label}", verdict_class(label) + ("" if n else " zero")) for label, n in counts.items()
-    )
+    kinds = _kind_badges(claims) if claims else f'<span class="label">{esc(_plural(0, "claim"))}</span>'
     summary = (
-        f'<div class="summary"><span class="label">{esc(_plural(len(claims), "claim"))}:</span> {verdicts}'
+        f'<div class="summary">{kinds}'
         + (f'<span class="sep"></span><span class="label">runs:</span> {status_badges(runs)}' if runs else "")
         + "</div>"
     )
+    line = f'<p class="summary-line">{esc(summary_line(claims))}</p>' if claims else ""
+    failed = [c for c in claims if c.control_failed]
+    alarm = (
+        f'<div class="alarm"><strong>{esc(_plural(len(failed), "claim"))} also held under '
+        f"{'its' if len(failed) == 1 else 'their'} negative control</strong>: the effect persists where it "
+        "must vanish, so these claims measure nothing: "
+        + ", ".join(f"<code>{esc(c.experiment)}: {esc(c.claim.describe())}</code>" for c in failed)
+        + "</div>"
+        if failed
+        else ""
+    )
+    replications = _verdict_counts([c for c in claims if c.kind == "replication"])
     return (
         f'<header class="page"><h1>{esc(title)}</h1><p class="meta">{esc(" · ".join(facts))}</p>'
-        f"{summary}{_verdict_bar(counts)}</header>"
+        f"{summary}{line}{_verdict_bar(replications)}{alarm}</header>"
     )
 
 
@@ -122,10 +161,15 @@ def _toc(
         return ""
     items = []
     for name in names:
-        counts = _verdict_counts(claims_by.get(name, []))
+        mine = claims_by.get(name, [])
         marks = " ".join(
-            badge(str(n), verdict_class(label), title=f"{n} {label}") for label, n in counts.items() if n
+            badge(str(n), verdict_class(label), title=f"{n} {', '.join(_words(mine, label))}")
+            for label, n in _verdict_counts(mine).items()
+            if n
         )
+        persists = sum(c.control_failed for c in mine)
+        if persists:
+            marks += " " + badge(f"{persists} control failed", "control-persists")
         failed = sum(1 for r in runs_by.get(name, []) if r.status != "done")
         if failed:
             marks += " " + badge(f"{failed} not done", "status-failed")
@@ -135,6 +179,10 @@ def _toc(
             f'{esc(_plural(n_runs, "run"))}</span><span class="counts">{marks}</span></li>'
         )
     return f'<nav class="toc"><h2>Experiments</h2><ul>{"".join(items)}</ul></nav>'
+
+
+def _words(claims: Sequence[ClaimResult], label: str) -> list[str]:
+    return list(dict.fromkeys(c.word for c in claims if c.verdict.label == label))
 
 
 def _expected(claim: Any) -> str:
@@ -149,23 +197,58 @@ def _sort_key(x: float) -> str:
     return "1e308" if x == math.inf else "-1e308"  # NaN sorts with -inf, below every number
 
 
+def _control_cell(c: ClaimResult) -> str:
+    """A claim's control verdict: a badge (effect vanished / persists / not run) and what the control is."""
+    control = c.claim.control
+    if control is None:
+        text = "none declared" if c.kind == "replication" else "—"
+        cls = "control-missing" if c.kind == "replication" else ""
+        return f'<td data-sort="9">{badge(text, cls) if cls else esc(text)}</td>'
+    cv = c.control_verdict
+    cls = {"effect vanished": "control-vanished", "effect persists": "control-persists"}.get(
+        c.control_word, "verdict-inconclusive" if cv is not None else "control-not-run"
+    )
+    tip = cv.reason if cv is not None else "run with --controls to judge the claim on its control"
+    measured = f" · measured {fmt_num(cv.mean)}" if cv is not None and math.isfinite(cv.mean) else ""
+    order = {"control-persists": 0, "verdict-inconclusive": 1, "control-vanished": 2}.get(cls, 3)
+    return (
+        f'<td class="control" data-sort="{order}">{badge(c.control_word, cls, title=tip)}'
+        f'<div class="note"><code>{esc(control.name)}</code>: {esc(control.why)}{esc(measured)}</div></td>'
+    )
+
+
+def _verdict_buttons(claims: Sequence[ClaimResult]) -> str:
+    counts = _verdict_counts(claims)
+    kinds = [k for k in KINDS if any(c.kind == k for c in claims)]
+    buttons = []
+    for label, n in counts.items():
+        if label in VERDICTS and n:
+            words = " / ".join(dict.fromkeys(word(k, label) for k in kinds))
+            buttons.append(
+                f'<button type="button" class="badge {verdict_class(label)}" '
+                f'data-verdict="{esc(slug(label))}" aria-pressed="true">{esc(words)} ({n})</button>'
+            )
+    if len(kinds) > 1:
+        buttons += [
+            f'<button type="button" class="badge kind-{kind}" data-kind="{kind}" aria-pressed="true">'
+            f"{esc(KIND_HEADS[kind])} ({sum(c.kind == kind for c in claims)})</button>"
+            for kind in kinds
+        ]
+    return " ".join(buttons)
+
+
 def _claims_table(claims: Sequence[ClaimResult], anchors: dict[str, str]) -> str:
     if not claims:
         return '<section id="claims-section"><h2>Claims</h2><p class="empty">No claims were judged in this report.</p></section>'  # noqa: E501
     multi_batch = len({c.batch_id for c in claims}) > 1
-    counts = _verdict_counts(claims)
-    buttons = " ".join(
-        f'<button type="button" class="badge {verdict_class(label)}" data-verdict="{esc(slug(label))}" '
-        f'aria-pressed="true">{esc(label)} ({n})</button>'
-        for label, n in counts.items()
-        if label in VERDICTS and n
-    )
-    cols = ["experiment", "claim", "verdict", "measured mean [95% CI]", "n", "expected", "source", "reason"]
+    ordered = sorted(claims, key=lambda c: KINDS.index(c.kind) if c.kind in KINDS else len(KINDS))
+    cols = ["experiment", "kind", "claim", "verdict", "measured mean [95% CI]", "n", "expected", "control",
+            "source", "reason"]  # fmt: skip
     if multi_batch:
         cols.insert(1, "batch")
     head = "".join(f'<th class="num">{c}</th>' if c == "n" else f"<th>{esc(c)}</th>" for c in cols)
     rows = []
-    for c in claims:
+    for c in ordered:
         v, claim = c.verdict, c.claim
         link = (
             f'<a href="#{esc(anchors[c.experiment])}">{breakable(c.experiment)}</a>'
@@ -173,23 +256,33 @@ def _claims_table(claims: Sequence[ClaimResult], anchors: dict[str, str]) -> str
             else breakable(c.experiment)
         )
         note = f'<div class="note">{esc(claim.note)}</div>' if claim.note else ""
-        measured = "—" if v.n == 0 else f"{fmt_num(v.mean)} [{fmt_num(v.lo)}, {fmt_num(v.hi)}]"
+        measured = (
+            "—"
+            if v.n == 0 or not math.isfinite(v.mean)
+            else f"{fmt_num(v.mean)} [{fmt_num(v.lo)}, {fmt_num(v.hi)}]"
+        )
         cells = [f"<td>{link}</td>"]
         if multi_batch:
             cells.append(f'<td class="mono">{esc(c.batch_id)}</td>')
         cells += [
+            f'<td class="kind">{badge(c.kind, f"kind-{slug(c.kind)}")}</td>',
             f'<td class="formula"><code>{breakable(claim.describe())}</code>{note}</td>',
             f'<td data-sort="{VERDICTS.index(v.label) if v.label in VERDICTS else 9}">'
-            f"{badge(v.label, verdict_class(v.label))}</td>",
+            f"{badge(c.word, verdict_class(v.label))}</td>",
             f'<td class="num measured" data-sort="{esc(_sort_key(v.mean))}">{esc(measured)}</td>',
             f'<td class="num" data-sort="{v.n}">{v.n}</td>',
             f'<td class="num">{esc(_expected(claim))}</td>',
+            _control_cell(c),
             f'<td class="source">{esc(claim.source)}</td>',
             f'<td class="reason">{esc(v.reason)}</td>',
         ]
-        rows.append(f'<tr data-verdict="{esc(slug(v.label))}">{"".join(cells)}</tr>')
+        alarm = ' class="control-failed"' if c.control_failed else ""
+        rows.append(
+            f'<tr data-verdict="{esc(slug(v.label))}" data-kind="{esc(slug(c.kind))}"{alarm}>'
+            f"{''.join(cells)}</tr>"
+        )
     filters = (
-        f'<div class="filters"><span class="muted">Show:</span> {buttons}'
+        f'<div class="filters"><span class="muted">Show:</span> {_verdict_buttons(ordered)}'
         f'<span class="shown" aria-live="polite"></span></div>'
     )
     return (
@@ -197,8 +290,14 @@ def _claims_table(claims: Sequence[ClaimResult], anchors: dict[str, str]) -> str
         f'<table id="claims" class="claims"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
         '<p class="note">Each claim is judged on the 95% t-interval of its metric\'s mean over the finished '
-        "seeds: reproduced when the whole interval satisfies the claim, not reproduced when none of it "
-        "does, inconclusive otherwise (or with fewer than two seeds, or NaN values).</p></section>"
+        "seeds: satisfied when the whole interval satisfies it, not satisfied when none of it does, "
+        "inconclusive otherwise (fewer than two seeds, or NaN/inf values, which are numerical errors). "
+        "A seed in which the phenomenon was not observed makes the claim not satisfied. The words follow "
+        "the claim's kind: a <em>replication</em> (published result) is reproduced or not, an "
+        "<em>exact</em> claim (theorem or exact computation) holds or fails, a <em>target</em> "
+        "(alignlab's own bar) is met or not. Only replications count as reproduced. The control "
+        "column judges the same claim on runs of its negative control, where the effect must vanish; "
+        "if it persists, the claim measures nothing.</p></section>"
     )
 
 

@@ -49,6 +49,16 @@ def progress_bonus(mdp: FiniteMDP, distance: np.ndarray, bonus: float = 1.0) -> 
     return np.broadcast_to(f[:, None, :], mdp.P.shape)  # (S, A, S)
 
 
+def state_bonus(mdp: FiniteMDP, bonus: np.ndarray) -> np.ndarray:
+    """(S, A, S) an arbitrary state bonus F(s, a, s') = bonus(s'), 0 on entering a terminal state.
+
+    Not a potential difference, so (unlike :func:`potential_shaping`) it can change the optimal
+    policy: the negative control for potential-based shaping.
+    """
+    b = np.where(mdp.terminal, 0.0, _state_vector(bonus, mdp, "bonus"))  # (S,)
+    return np.broadcast_to(b[None, None, :], mdp.P.shape)  # (S, A, S)
+
+
 def shaped(mdp: FiniteMDP, shaping: np.ndarray) -> FiniteMDP:
     """The MDP with reward R + F (same dynamics, discount, terminal states and start)."""
     f = np.asarray(shaping, dtype=np.float64)

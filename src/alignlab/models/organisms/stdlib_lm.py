@@ -44,7 +44,7 @@ from alignlab.models.organisms._train import (
     step_generator,
 )
 
-__all__ = ["EOS", "StdlibLMConfig", "build_model", "train_stdlib_lm", "train_tokenizer"]
+__all__ = ["EOS", "TINY", "StdlibLMConfig", "build_model", "train_stdlib_lm", "train_tokenizer"]
 
 EOS = "<|endoftext|>"
 
@@ -144,6 +144,13 @@ def _prepare(
     Path(prep / "tokenizer.tmp").replace(tok_file)
     atomic_write_json(info_file, info)
     return tok, streams, info
+
+
+TINY = StdlibLMConfig(
+    n_layers=2, d_model=32, n_heads=2, context=32, vocab_size=300, batch_size=4, steps=30, warmup=3,
+    eval_every=10, eval_windows=2, max_files=12, n_checkpoints=4,
+)  # fmt: skip
+"""A two-layer, width-32 stdlib-lm on 12 files that trains in seconds: for smoke tests, not for claims."""
 
 
 def build_model(cfg: StdlibLMConfig, seed: int, vocab_size: int | None = None) -> GPT2LMHeadModel:
