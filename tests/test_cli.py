@@ -215,12 +215,13 @@ def test_report_refuses_fifos_devices_folders_and_paths_under_a_file(
 
 
 def test_report_unknown_batch_names_the_known_ones(
-    capsys: pytest.CaptureFixture[str], small_store: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_store: str
 ) -> None:
     [batch] = Store(small_store).batches()
-    code, _, err = cli(capsys, "report", "--store", small_store, "--batch", "nope", "-o", "/tmp/never.html")
+    never = tmp_path / "never.html"
+    code, _, err = cli(capsys, "report", "--store", small_store, "--batch", "nope", "-o", str(never))
     assert code == 2 and "no batch 'nope'" in err and batch["batch_id"] in err
-    assert not Path("/tmp/never.html").exists()
+    assert not never.exists()
 
 
 def test_show_percent_is_not_a_wildcard(capsys: pytest.CaptureFixture[str], small_store: str) -> None:

@@ -576,7 +576,7 @@ def envs_cmd(as_json: JsonOpt = False) -> None:
     table.add_column("id", no_wrap=True)
     table.add_column("description", overflow="fold")
     for r in rows:
-        table.add_row(r["name"], r["id"], r["description"])
+        table.add_row(escape(r["name"]), escape(r["id"]), escape(r["description"]))
     console.print(table)
 
 
@@ -627,7 +627,8 @@ def organisms_list(as_json: JsonOpt = False) -> None:
     for col in ("name", "description", "cached", "path"):
         table.add_column(col, overflow="fold", no_wrap=col in ("name", "cached"))
     for r in rows:
-        table.add_row(r["name"], r["description"], "[green]yes[/]" if r["cached"] else "no", r["path"])
+        cached = "[green]yes[/]" if r["cached"] else "no"
+        table.add_row(escape(r["name"]), escape(r["description"]), cached, escape(r["path"]))
     console.print(table)
 
 
@@ -645,7 +646,7 @@ def organisms_train(
         cfg = _organism_config(name, set_)
         path = organism_path(name, config=cfg, seed=seed)
         if is_trained(path) and not force:
-            console.print(f"{name}: already trained at {path} (--force trains again)", soft_wrap=True)
+            console.print(escape(f"{name}: already trained at {path} (--force trains again)"), soft_wrap=True)
             return
         with Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -656,7 +657,7 @@ def organisms_train(
                 name, config=cfg, seed=seed, force=force,
                 progress=lambda frac, msg: bar.update(task, completed=frac, description=f"{name}: {msg}"),
             )  # fmt: skip
-    console.print(f"{name}: trained at {path}", soft_wrap=True)
+    console.print(escape(f"{name}: trained at {path}"), soft_wrap=True)
 
 
 @organisms_app.command("path")

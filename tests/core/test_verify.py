@@ -215,3 +215,19 @@ def test_unindexed_run_folder_is_a_store_problem(mean_store: Store) -> None:
     shutil.copytree(rec.run_dir, mean_store.runs_dir / "toy.mean-s9-copy")
     report = alignlab.verify(store=mean_store, rerun=False)  # the open Store has not seen the new folder
     assert any("toy.mean-s9-copy" in p for p in report.problems)
+
+
+def test_control_verdicts_and_not_observed_reasons_are_verified(store_dir: Path) -> None:
+    st = Store(store_dir)
+    run_batch("toycheck.signal", seeds=2, store=st, executor="inprocess", controls=True)
+    run_batch("toy.mean", seeds=2, store=st, executor="inprocess", overrides={"mode": "unseen"})
+    assert alignlab.verify(store=st).ok
+    claim = next(c for c in st.claims_all() if c.control_verdict is not None)
+    flip = "UPDATE claims SET control = replace(control, 'not reproduced', 'reproduced') WHERE batch_id = ?"
+    _sql(st, flip, claim.batch_id)
+    report = alignlab.verify(store=st, rerun=False)
+    assert any("control.label" in p for b in report.batches for p in b.problems)
+    unseen = next(r for r in st.runs() if r.not_observed)
+    _sql(st, "UPDATE runs SET not_observed = '{}' WHERE run_id = ?", unseen.run_id)
+    report = alignlab.verify([unseen.run_id], store=st, rerun=False)
+    assert any(p.startswith("index: not_observed.mean is missing") for p in report[0].problems)

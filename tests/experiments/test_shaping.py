@@ -74,10 +74,27 @@ def test_same_seed_same_metrics(fn, cfg):
     assert fn(cfg, RunContext.scratch(seed=3)) == fn(cfg, RunContext.scratch(seed=3))
 
 
+def test_an_arbitrary_bonus_in_place_of_the_potential_gives_no_speedup():
+    """The negative control of the speedup claim: a state penalty that is no potential difference."""
+    m = potential_based(dataclasses.replace(TINY_POTENTIAL, bonus="random"), RunContext.scratch(seed=0))
+    assert m["optimal_policy_agreement"] == 1.0  # the exact check does not depend on the learners
+    assert m["reached_shaped"] == 0.0 and m["speedup"] <= 1.0
+
+
+def test_claim_kinds_and_controls():
+    speedup = get_experiment("shaping.potential_based").claims
+    assert {c.metric: c.kind for c in speedup} == {
+        "optimal_policy_agreement": "exact",
+        "speedup": "replication",
+    }
+    assert speedup[1].control is not None and speedup[1].control.overrides == {"bonus": "random"}
+    assert {c.kind for c in get_experiment("shaping.naive_cycle").claims} == {"exact"}
+
+
 def test_presets_and_claims_are_registered():
     for name in ("shaping.potential_based", "shaping.naive_cycle"):
         exp = get_experiment(name)
-        assert {"quick", "full"} <= set(exp.suites) and exp.claims
+        assert {"quick", "full"} <= set(exp.suites) and exp.claims and "smoke" in exp.presets
         assert exp.default_config("quick") is not None and exp.default_config("full") is not None
     assert get_experiment("shaping.potential_based").default_config("full").large_size == 50
 

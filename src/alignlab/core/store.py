@@ -49,7 +49,7 @@ STORE_FORMAT = "alignlab-store"
 STORE_VERSION = 1
 DEFAULT_STORE = "alignlab-runs"
 HOST = socket.gethostname()
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_ID = re.compile(r"\w[\w.-]{0,199}")  # word characters (experiment names are identifiers), dot, dash
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -95,7 +95,7 @@ def default_root() -> Path:
 
 
 def is_valid_id(value: Any) -> bool:
-    """Whether `value` is a safe run or batch id: letters, digits, ``.``, ``_``, ``-``; no ``..``."""
+    """Whether `value` is a safe run or batch id: letters, digits, ``_``, ``.``, ``-``; no ``..`` or ``/``."""
     return isinstance(value, str) and _ID.fullmatch(value) is not None and ".." not in value
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -269,12 +270,15 @@ class FeaturesPerDimConfig:
     """AdamW learning rate."""
     eval_samples: int = bounded(1 << 15, 16, 1 << 24)
     """Fresh inputs on which restarts are compared."""
+    activation: Literal["relu", "linear"] = "relu"
+    """The output nonlinearity: "relu" (the paper's model) or "linear" (its baseline, no superposition)."""
 
 
-NO_ROOM = Control(
-    "no_room",
-    {"n_features": 5},
-    "with no more features than dimensions (n = m = 5) there is nothing to superpose: ‖W‖²_F/m stays <= 1",
+LINEAR = Control(
+    "linear",
+    {"activation": "linear"},
+    "the paper's linear baseline x' = WᵀWx + b stores the m most important features at every "
+    "sparsity: ‖W‖²_F/m stays ≈ 1, it never superposes",
 )
 ALL_SPARSE = Control(
     "all_sparse",
@@ -295,7 +299,7 @@ ALL_SPARSE = Control(
             note="features per dimension ‖W‖²_F/m rises with sparsity, monotone within noise "
             "(Spearman's ρ between S and ‖W‖²_F/m over the sweep; NotObserved when ‖W‖²_F/m varies by "
             "less than 0.25 over the sweep)",
-            control=NO_ROOM,
+            control=LINEAR,
         ),
         Claim(
             "features_per_dim_densest",
@@ -313,7 +317,7 @@ ALL_SPARSE = Control(
             1.5,
             source=f"{ELHAGE_2022}, §Demonstrating Superposition (basic results)",
             note="sparse features: clearly more features than dimensions",
-            control=NO_ROOM,
+            control=LINEAR,
         ),
     ],
     metrics=(
@@ -355,6 +359,7 @@ def features_per_dim(cfg: FeaturesPerDimConfig, ctx: RunContext) -> dict[str, fl
         steps=cfg.steps,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
+        activation=cfg.activation,
     )
     models, _, best = _train_and_pick(ctx, toy, len(dens), cfg.restarts, cfg.eval_samples, "toy models")
     W = models.W[best]  # (D, m, n)
@@ -409,22 +414,21 @@ class PhaseConfig:
     """AdamW learning rate."""
     eval_samples: int = bounded(1 << 15, 16, 1 << 24)
     """Fresh inputs on which a cell's models are ranked (the same inputs for each)."""
+    activation: Literal["relu", "linear"] = "relu"
+    """The output nonlinearity: "relu" (the paper's model) or "linear" (its baseline, no superposition)."""
 
 
-DENSE_CELLS = Control(
-    "dense_cells",
-    {"min_density": 0.5},
-    "without sparse cells no feature is stored in superposition: at most two phases",
+LINEAR_PHASES = Control(
+    "linear",
+    {"activation": "linear"},
+    "the paper's linear baseline x' = WᵀWx + b keeps the more important feature and drops the other "
+    "at every sparsity: two phases, no superposition, unlike the ReLU model's exact optimum",
 )
 SPARSE_CELLS = Control(
     "sparse_cells",
     {"max_density": 0.02, "min_density": 0.01},
-    "when the densest row is sparse, its cells near equal importance are in superposition",
-)
-UNTRAINED = Control(
-    "untrained",
-    {"steps": 1},
-    "an untrained model's phases are its random initialisation's, not the loss optimum's",
+    "when the densest row is sparse, its cells are in superposition (the exact optimum at 1 − S <= 0.1 "
+    "for every importance in [0.1, 10]), not dropped or dedicated by importance",
 )
 
 
@@ -439,7 +443,7 @@ UNTRAINED = Control(
             source=f"{ELHAGE_2022}, §Superposition as a Phase Change",
             note="the extra feature is not learned, gets a dedicated dimension, or is stored in "
             "superposition, depending on its relative importance and the sparsity",
-            control=DENSE_CELLS,
+            control=LINEAR_PHASES,
         ),
         Claim(
             "superposition_at_densest",
@@ -455,7 +459,7 @@ UNTRAINED = Control(
             0.0,
             source=f"{ELHAGE_2022}, §Superposition as a Phase Change",
             note="share of the sparsest row's cells (1 − S = 0.01) in superposition",
-            control=DENSE_CELLS,
+            control=LINEAR_PHASES,
         ),
         Claim(
             "theory_agreement",
@@ -464,7 +468,7 @@ UNTRAINED = Control(
             source=f"{ELHAGE_2022}, §Superposition as a Phase Change (empirical vs theoretical diagram)",
             note="share of cells whose phase matches the exact-loss optimum of the three natural "
             "solutions ([1, 0], [0, 1], [1, −1]), each refined by L-BFGS",
-            control=UNTRAINED,
+            control=LINEAR_PHASES,
         ),
         Claim(
             "dense_row_correct",
@@ -473,7 +477,7 @@ UNTRAINED = Control(
             source=f"{ELHAGE_2022}, §Superposition as a Phase Change",
             note="dense features: the extra feature is dropped when less important than the first "
             "(r < 1) and takes the one dimension when more important (r > 1)",
-            control=UNTRAINED,
+            control=SPARSE_CELLS,
         ),
     ],
     metrics=(
@@ -540,6 +544,7 @@ def phase_diagram(cfg: PhaseConfig, ctx: RunContext) -> dict[str, float]:
         steps=cfg.steps,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
+        activation=cfg.activation,
     )
     models, _, best = _train_and_pick(ctx, toy, len(cells), k, cfg.eval_samples, "toy models")
     phases = sp.classify_feature(models.W, feature=1).numpy().reshape(len(cells), k)

@@ -666,6 +666,19 @@ def _quadrature(n: int, nodes: int) -> tuple[tuple[int, torch.Tensor, torch.Tens
     return tuple(out)
 
 
+@functools.cache
+def _flat_quadrature(n: int, nodes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All patterns' quadrature points stacked: x (P, n), weights (P,), and which features are
+    active at each point (P, n) bool, so the expected loss is one pass over the points."""
+    parts = _quadrature(n, nodes)
+    x = torch.cat([xs for _, xs, _ in parts])
+    weight = torch.cat([ws for _, _, ws in parts])
+    on = torch.cat(
+        [torch.tensor([[bool(mask >> i & 1) for i in range(n)]]).expand(len(ws), n) for mask, _, ws in parts]
+    )
+    return x, weight, on
+
+
 def expected_loss(
     W: torch.Tensor,
     b: torch.Tensor,
@@ -697,16 +710,10 @@ def expected_loss(
     if not bool(torch.isfinite(imp).all()):
         raise ValueError("importances must be finite")
     _positive_int("expected_loss: nodes", nodes)
-    gram_ = w.T @ w  # (n, n)
-    total = torch.zeros((), dtype=torch.float64)
-    for mask, x, weight in _quadrature(n, nodes):
-        on = torch.tensor([bool(mask >> i & 1) for i in range(n)])
-        prob = torch.prod(torch.where(on, p, 1 - p))
-        if float(prob) == 0.0:
-            continue
-        out = torch.relu(x @ gram_ + bias)  # (P, n)
-        total = total + prob * (weight * ((x - out).square() * imp).sum(1)).sum()
-    return total
+    x, weight, on = _flat_quadrature(n, nodes)  # every sparsity pattern's points at once
+    prob = torch.prod(torch.where(on, p, 1 - p), dim=1)  # (P,) the probability of each point's pattern
+    out = torch.relu(x @ (w.T @ w) + bias)  # (P, n)
+    return (prob * weight * ((x - out).square() * imp).sum(1)).sum()
 
 
 _NATURAL_2IN1 = ((1.0, 0.0), (0.0, 1.0), (1.0, -1.0))
@@ -732,12 +739,14 @@ def _fit_exact_2in1(start: tuple[float, float], d: float, r: float, nodes: int) 
     return loss, params.detach()[:2].view(1, 2)
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def theoretical_phase(relative_importance: float, density: float, nodes: int = 32) -> tuple[int, float]:
     """The phase of the extra feature (1) in the loss-optimal n = 2, m = 1 model, and that loss.
 
     The paper's "toy model of the toy model": the exact expected loss (:func:`expected_loss`)
     minimised by L-BFGS over W and b from each of the three natural solutions — W = [1, 0],
     [0, 1] and [1, −1] — and the best optimum classified by :func:`classify_feature`.
+    Deterministic, so cached per process.
     """
     r, d = float(relative_importance), float(density)
     if not (math.isfinite(r) and r > 0):
