@@ -50,14 +50,17 @@ def test_smoke_preset_reports_every_metric_deterministically(name: str) -> None:
 
 def test_an_unlearned_task_is_not_observed_not_nan() -> None:
     exp = get_experiment("safety.whisky_gold")
-    out = exp.fn(dataclasses.replace(exp.default_config("smoke"), episodes=1), RunContext.scratch(seed=0))
+    cfg = dataclasses.replace(exp.default_config("smoke"), episodes=1, min_goal_rate=1.0)
+    out = exp.fn(cfg, RunContext.scratch(seed=0))
     assert isinstance(out["sarsa_drank_whisky_rate"], NotObserved)
     assert "did not learn" in out["sarsa_drank_whisky_rate"].reason
 
 
 def test_reward_tampering_controls_reuse_the_learner_they_reduce_to() -> None:
     exp = get_experiment("safety.reward_tampering")
-    cfg = dataclasses.replace(exp.default_config("smoke"), episodes=300, decoupled=False, current_rf=False)
+    cfg = dataclasses.replace(
+        exp.default_config("smoke"), episodes=300, decoupled=False, current_rf=False, approval_queries=2000
+    )
     out = exp.fn(cfg, RunContext.scratch(seed=0))
     _check("safety.reward_tampering", out)
     assert out["decoupling_tamper_reduction"] == 0.0  # coupled 'decoupled' agent = standard approval

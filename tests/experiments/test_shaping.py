@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from alignlab.core import RunContext, get_experiment
+from alignlab.core import NotObserved, RunContext, get_experiment
 from alignlab.experiments.shaping import (
     NaiveConfig,
     PotentialConfig,
@@ -23,9 +23,8 @@ TINY_NAIVE = NaiveConfig(size=5)
 
 def check_metrics(name: str, metrics: dict[str, float]) -> None:
     exp = get_experiment(name)
-    assert set(metrics) <= set(exp.metrics)
-    assert {c.metric for c in exp.claims} <= set(metrics)
-    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), metrics
+    assert set(metrics) == set(exp.metrics)
+    assert all(isinstance(v, NotObserved) or math.isfinite(v) for v in metrics.values()), metrics
 
 
 def test_potential_based_tiny():
@@ -36,7 +35,7 @@ def test_potential_based_tiny():
     assert m["q_shift_error"] < 1e-6 and m["value_gap"] < 1e-6
     assert m["speedup"] > 1.0
     assert m["episodes_shaped"] < m["episodes_unshaped"]
-    assert "speedup_large" not in m
+    assert isinstance(m["speedup_large"], NotObserved)  # no large grid in this config
     assert ctx.artifacts == ["artifacts/learning_curves.png"]
     ctx.flush()
     assert (ctx.run_dir / "timeseries.jsonl").read_text().count("\n") == TINY_POTENTIAL.episodes

@@ -227,6 +227,25 @@ def test_training_is_deterministic_and_learns():
     assert seen == list(range(cfg.steps))
 
 
+def test_linear_model_stores_the_most_important_features_and_never_superposes():
+    # The paper's baseline: without the ReLU the best rank-m map keeps the m most important
+    # features (‖W‖²_F/m = 1) however sparse they are; with it, sparse features are superposed.
+    dens = (1.0, 0.03)
+    relu = sp.ToyConfig(n_features=6, n_hidden=2, feature_probability=dens, importance=0.8, steps=1500)
+    linear = sp.ToyConfig(**{**vars(relu), "activation": "linear"})
+    fpd = {
+        c.activation: sp.features_per_dimension(sp.train_toy_models(c, torch.Generator().manual_seed(0)).W)
+        for c in (relu, linear)
+    }
+    assert torch.allclose(fpd["linear"], torch.ones(2, dtype=torch.float64), atol=0.1)
+    assert float(fpd["relu"][1]) > 1.5 and float(fpd["relu"][0]) < 1.2
+    W = torch.tensor([[[0.6, -0.8]]])
+    x = torch.rand(1, 4, 2)
+    models = sp.ToyModels(sp.ToyConfig(n_features=2, n_hidden=1, activation="linear"), W, torch.zeros(1, 2),
+                          np.zeros(0), np.zeros((0, 1)))  # fmt: skip
+    assert torch.allclose(models.forward(x), x @ W.transpose(1, 2) @ W)  # no ReLU: negative outputs too
+
+
 def test_evaluate_loss_common_inputs_and_forward():
     cfg = sp.ToyConfig(n_features=3, n_hidden=2, feature_probability=(0.3, 0.3), steps=0)
     models = sp.train_toy_models(cfg, seeds=[1, 1])  # two identical models
@@ -294,6 +313,7 @@ def test_config_normalises_and_selects():
         ({"lr": 0.0}, "lr must be > 0"),
         ({"weight_decay": float("nan")}, "finite"),
         ({"batch_size": True}, "batch_size"),
+        ({"activation": "tanh"}, "activation must be one of"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, match):

@@ -93,7 +93,9 @@ def _new_agent(cw: CompiledWorld, q_init: float) -> tuple[CurrentRFAgent, list[n
     # Optimism only where a table is acted on (θ is the state's own): an optimistic value in a
     # state where θ is not current would be an exploration bonus for changing θ — a learned
     # incentive to tamper. Those entries start at 0 and are learnt from experience like the rest.
-    q = [[[q_init if theta_of[s] == j else 0.0] * n_a for s in range(cw.n_states)] for j in range(len(thetas))]
+    q = [
+        [[q_init if theta_of[s] == j else 0.0] * n_a for s in range(cw.n_states)] for j in range(len(thetas))
+    ]
     rewards = [rewards_under(cw, theta) for theta in thetas]  # each (S, A, K)
     return CurrentRFAgent(thetas, theta_of, q), rewards
 

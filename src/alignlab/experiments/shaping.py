@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from alignlab.agents.tabular import td_control
-from alignlab.core import Claim, Control, RunContext, bounded, experiment
+from alignlab.core import Claim, Control, NotObserved, RunContext, bounded, experiment
 from alignlab.envs.finite_mdp import (
     MOVES,
     FiniteMDP,
@@ -206,6 +206,19 @@ def _curve_figure(panels: list[tuple[str, dict[str, np.ndarray], float, float]],
     return fig
 
 
+LARGE_METRICS = (
+    "speedup_large",
+    "episodes_unshaped_large",
+    "episodes_shaped_large",
+    "reached_unshaped_large",
+    "reached_shaped_large",
+    "final_score_unshaped_large",
+    "final_score_shaped_large",
+    "optimal_return_large",
+    "target_return_large",
+)
+
+
 @experiment(
     name="shaping.potential_based",
     suite=("quick", "full"),
@@ -274,7 +287,7 @@ def _curve_figure(panels: list[tuple[str, dict[str, np.ndarray], float, float]],
         },
     },
 )
-def potential_based(cfg: PotentialConfig, ctx: RunContext) -> dict[str, float]:
+def potential_based(cfg: PotentialConfig, ctx: RunContext) -> dict[str, float | NotObserved]:
     """Potential-based shaping keeps the optimal policy (exactly) and speeds up TD learning.
 
     Invariance: on `n_potentials` gridworlds with a random goal and a random Gaussian potential
@@ -293,7 +306,7 @@ def potential_based(cfg: PotentialConfig, ctx: RunContext) -> dict[str, float]:
     """
     if cfg.window > min(cfg.episodes, cfg.large_episodes if cfg.large_size else cfg.episodes):
         raise ValueError(f"window ({cfg.window}) must not exceed the episode budgets")
-    out = _invariance_check(cfg, ctx.rng)
+    out: dict[str, float | NotObserved] = dict(_invariance_check(cfg, ctx.rng))
     scales = {"unshaped": 0.0, "shaped": 1.0, "half": 0.5}
     curves, optimal_ret, random_ret = _learning_curves(cfg, ctx, cfg.size, cfg.episodes, cfg.runs, scales)
     out |= _speed_metrics(cfg, curves, optimal_ret, random_ret, suffix="")
@@ -313,6 +326,9 @@ def potential_based(cfg: PotentialConfig, ctx: RunContext) -> dict[str, float]:
         panels.append((f"{cfg.large_size}x{cfg.large_size}", big, big_opt, out["target_return_large"]))
         for ep in range(cfg.large_episodes):
             ctx.log(step=ep + 1, **{f"return_{n}_large": float(c[ep]) for n, c in big.items()})
+    else:  # every declared metric is returned: the large grid's are not observed in this config
+        skipped = NotObserved("large_size = 0: this run has no large grid")
+        out |= {m: skipped for m in LARGE_METRICS}
     ctx.save_figure("learning_curves", _curve_figure(panels, cfg.window))
     return out
 

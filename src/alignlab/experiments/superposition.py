@@ -330,7 +330,7 @@ ALL_SPARSE = Control(
         "largest_drop",
     ),
     presets={
-        "smoke": {"n_densities": 5, "min_density": 0.01, "steps": 400, "eval_samples": 4096},
+        "smoke": {"n_densities": 4, "min_density": 0.01, "steps": 800, "eval_samples": 4096},
         "quick": {},
         "full": {"steps": 10_000, "restarts": 3},
     },
@@ -426,7 +426,7 @@ LINEAR_PHASES = Control(
 )
 SPARSE_CELLS = Control(
     "sparse_cells",
-    {"max_density": 0.02, "min_density": 0.01},
+    {"max_density": 0.05, "min_density": 0.02},
     "when the densest row is sparse, its cells are in superposition (the exact optimum at 1 − S <= 0.1 "
     "for every importance in [0.1, 10]), not dropped or dedicated by importance",
 )
@@ -493,11 +493,13 @@ SPARSE_CELLS = Control(
     ),
     presets={
         "smoke": {
-            "n_importances": 3,
-            "n_densities": 3,
-            "models_per_cell": 3,
-            "steps": 400,
-            "eval_samples": 4096,
+            "n_importances": 2,
+            "min_importance": 0.3,
+            "max_importance": 3.0,
+            "n_densities": 2,
+            "models_per_cell": 8,
+            "steps": 1000,
+            "eval_samples": 8192,
         },
         "quick": {},
         "full": {"n_importances": 12, "n_densities": 12, "models_per_cell": 10, "steps": 10_000},

@@ -293,10 +293,8 @@ def _chunk_grads(
     imp = importance.unsqueeze(1)  # (c, 1, n)
     h = torch.bmm(W, xt, out=ws.h[:c])  # (c, m, B)
     y = torch.bmm(W.transpose(1, 2), h, out=ws.y[:c]).add_(b.unsqueeze(2))  # (c, n, B) pre-activation
-    if relu:
-        r = torch.clamp_min(y, 0.0, out=ws.r[:c]).sub_(xt)  # (c, n, B): x' − x
-    else:
-        r = torch.sub(y, xt, out=ws.r[:c])
+    # r = x' − x, (c, n, B)
+    r = torch.clamp_min(y, 0.0, out=ws.r[:c]).sub_(xt) if relu else torch.sub(y, xt, out=ws.r[:c])
     if loss is not None:
         torch.sum(torch.linalg.vector_norm(r, dim=2).square_().mul_(importance), dim=1, out=loss).div_(B)
     if relu:
