@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "core"))
 import toy_experiments  # noqa: F401
 
-from alignlab.cli import main
 from alignlab.core import Claim, Control, RunContext, bounded, experiment
+from test_cli import cli
 
 
 @dataclass(frozen=True)
@@ -31,17 +31,6 @@ class MarkupConfig:
 def toy_markup(cfg: MarkupConfig, ctx: RunContext) -> dict[str, float]:
     """Text that looks like Rich markup: [/x] [red]."""
     return {"m": float(cfg.k)}
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run `alignlab ARGS` in-process; returns exit code, stdout, stderr."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)
